@@ -1,0 +1,89 @@
+"""Asyncio-native SDK for the 360dialog WhatsApp Business API.
+
+Send location and contacts messages; block, unblock, list and report users; all through
+aiohttp with retries that never duplicate a message. Start with :class:`Dialog360Client`.
+"""
+
+from ._cloud import Dialog360Client
+from ._models import (
+    Address,
+    Contact,
+    ContactsMessage,
+    Email,
+    Location,
+    LocationMessage,
+    Message,
+    Name,
+    Org,
+    Phone,
+    Url,
+)
+from ._onprem import OnPremiseClient
+from ._partner import PartnerClient
+from ._results import (
+    BlocklistPage,
+    BlockResult,
+    ContactStatus,
+    ErrorDetail,
+    FailedUser,
+    SentMessage,
+    UserRef,
+)
+from ._retry import RetryPolicy
+from ._secret import Secret
+from ._version import __version__
+from .errors import (
+    APIError,
+    AuthenticationError,
+    DeliveryUnknownError,
+    Dialog360Error,
+    InvalidParameterError,
+    NotEngagedError,
+    PairRateLimitError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    SpamRateLimitError,
+    TransportError,
+    ValidationError,
+)
+
+__all__ = [
+    "APIError",
+    "Address",
+    "AuthenticationError",
+    "BlockResult",
+    "BlocklistPage",
+    "Contact",
+    "ContactStatus",
+    "ContactsMessage",
+    "DeliveryUnknownError",
+    "Dialog360Client",
+    "Dialog360Error",
+    "Email",
+    "ErrorDetail",
+    "FailedUser",
+    "InvalidParameterError",
+    "Location",
+    "LocationMessage",
+    "Message",
+    "Name",
+    "NotEngagedError",
+    "OnPremiseClient",
+    "Org",
+    "PairRateLimitError",
+    "PartnerClient",
+    "PermissionDeniedError",
+    "Phone",
+    "RateLimitError",
+    "RetryPolicy",
+    "Secret",
+    "SentMessage",
+    "ServerError",
+    "SpamRateLimitError",
+    "TransportError",
+    "Url",
+    "UserRef",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,89 @@
+"""What every client shares: options, lifecycle and the path to the transport."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, NoReturn, Self
+
+import aiohttp
+
+from ._retry import RetryPolicy
+from ._secret import Secret
+from ._transport import Transport
+from .errors import ValidationError
+
+__all__ = ["BaseClient", "secret"]
+
+
+def secret(value: str | Secret | None, field: str) -> Secret:
+    """Wrap a key at once so that it never sits in a plain attribute."""
+    if isinstance(value, Secret):
+        value = value.reveal()
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be a non-empty string")
+    return Secret(value)
+
+
+class BaseClient:
+    """Lifecycle shared by the three clients. Safe to share across tasks of one event loop."""
+
+    __slots__ = ("_transport", "rate_limit", "retry")
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth_headers: Mapping[str, str],
+        retry: RetryPolicy | None,
+        rate_limit: float | None,
+        timeout: float | aiohttp.ClientTimeout,
+        session: aiohttp.ClientSession | None,
+    ) -> None:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry", f"must be a RetryPolicy or None, got {retry!r}")
+        self.retry = retry
+        self.rate_limit = rate_limit
+        self._transport = Transport(
+            base_url=base_url, headers=auth_headers, timeout=timeout, session=session
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is appended to."""
+        return self._transport.base_url
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+    ) -> tuple[int, Any]:
+        return await self._transport.request(
+            method, path, body=body, params=params, idempotent=idempotent
+        )
+
+    async def close(self) -> None:
+        """Release the connections (an external ``session=`` is left open for its owner)."""
+        await self._transport.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def __reduce__(self) -> NoReturn:
+        # A pickled client would carry its auth header in clear text.
+        raise TypeError(f"{type(self).__name__} cannot be pickled: it holds an API key")

@@ -1,0 +1,231 @@
+"""Outbound message models, named and shaped exactly as on the wire.
+
+Every model validates at construction, so bad input raises ValidationError before any I/O.
+Wire shapes: ../shared/docs/360dialog-api.md §2.1-2.3; rules: §5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, TypeVar
+
+import attrs
+
+from . import _validation as v
+from .errors import ValidationError
+
+__all__ = [
+    "Address",
+    "Contact",
+    "ContactsMessage",
+    "Email",
+    "Location",
+    "LocationMessage",
+    "Message",
+    "Name",
+    "Org",
+    "Phone",
+    "Url",
+]
+
+MAX_CONTACTS = 257  # Meta contacts messages: "up to 257 contacts"
+
+_T = TypeVar("_T")
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _text(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        name = f"{type(inst).__name__}.{attribute.name}"
+        raise ValidationError(name, f"must be a string, got {value!r}")
+
+
+def _items(values: Iterable[_T], kind: type[_T], field: str) -> tuple[_T, ...]:
+    if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
+        raise ValidationError(field, f"must be a list of {kind.__name__}, got {values!r}")
+    out = tuple(values)
+    for i, item in enumerate(out):
+        if not isinstance(item, kind):
+            raise ValidationError(f"{field}[{i}]", f"must be a {kind.__name__}, got {item!r}")
+    return out
+
+
+def _latitude(value: float) -> float:
+    return v.coordinate(value, "Location.latitude", 90.0)
+
+
+def _longitude(value: float) -> float:
+    return v.coordinate(value, "Location.longitude", 180.0)
+
+
+@attrs.frozen(kw_only=True)
+class Location:
+    """A point on the map, in decimal degrees."""
+
+    latitude: float = attrs.field(converter=_latitude)
+    longitude: float = attrs.field(converter=_longitude)
+    name: str | None = attrs.field(default=None, validator=_text)
+    address: str | None = attrs.field(default=None, validator=_text)
+
+
+@attrs.frozen(kw_only=True)
+class Name:
+    """A contact's name: ``formatted_name`` plus at least one other part (360dialog's rule)."""
+
+    formatted_name: str = attrs.field(validator=_text)
+    first_name: str | None = attrs.field(default=None, validator=_text)
+    last_name: str | None = attrs.field(default=None, validator=_text)
+    middle_name: str | None = attrs.field(default=None, validator=_text)
+    suffix: str | None = attrs.field(default=None, validator=_text)
+    prefix: str | None = attrs.field(default=None, validator=_text)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.formatted_name, str) or not self.formatted_name.strip():
+            raise ValidationError("Name.formatted_name", "must not be empty")
+        parts = (self.first_name, self.last_name, self.middle_name, self.suffix, self.prefix)
+        if not any(p and p.strip() for p in parts):
+            raise ValidationError(
+                "Name", "needs at least one of first_name, last_name, middle_name, suffix, prefix"
+            )
+
+
+def _country_code(value: str | None) -> str | None:
+    if value is not None and not (
+        isinstance(value, str) and len(value) == 2 and value.isascii() and value.isalpha()
+    ):
+        raise ValidationError("Address.country_code", f"must be two letters, got {value!r}")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class Address:
+    """A postal address; ``type`` is usually ``"HOME"`` or ``"WORK"``."""
+
+    street: str | None = attrs.field(default=None, validator=_text)
+    city: str | None = attrs.field(default=None, validator=_text)
+    state: str | None = attrs.field(default=None, validator=_text)
+    zip: str | None = attrs.field(default=None, validator=_text)
+    country: str | None = attrs.field(default=None, validator=_text)
+    country_code: str | None = attrs.field(default=None, converter=_country_code)
+    type: str | None = attrs.field(default=None, validator=_text)
+
+
+@attrs.frozen(kw_only=True)
+class Email:
+    """An e-mail address; ``type`` is usually ``"HOME"`` or ``"WORK"``."""
+
+    email: str | None = attrs.field(default=None, validator=_text)
+    type: str | None = attrs.field(default=None, validator=_text)
+
+
+@attrs.frozen(kw_only=True)
+class Phone:
+    """A phone number; ``type`` is one of CELL, MAIN, IPHONE, HOME, WORK."""
+
+    phone: str | None = attrs.field(default=None, validator=_text)
+    type: str | None = attrs.field(default=None, validator=_text)
+    wa_id: str | None = attrs.field(default=None, validator=_text)
+
+
+@attrs.frozen(kw_only=True)
+class Org:
+    """The organization a contact works for."""
+
+    company: str | None = attrs.field(default=None, validator=_text)
+    department: str | None = attrs.field(default=None, validator=_text)
+    title: str | None = attrs.field(default=None, validator=_text)
+
+
+@attrs.frozen(kw_only=True)
+class Url:
+    """A web address; ``type`` is usually ``"HOME"`` or ``"WORK"``."""
+
+    url: str | None = attrs.field(default=None, validator=_text)
+    type: str | None = attrs.field(default=None, validator=_text)
+
+
+def _addresses(values: Iterable[Address]) -> tuple[Address, ...]:
+    return _items(values, Address, "Contact.addresses")
+
+
+def _emails(values: Iterable[Email]) -> tuple[Email, ...]:
+    return _items(values, Email, "Contact.emails")
+
+
+def _phones(values: Iterable[Phone]) -> tuple[Phone, ...]:
+    return _items(values, Phone, "Contact.phones")
+
+
+def _urls(values: Iterable[Url]) -> tuple[Url, ...]:
+    return _items(values, Url, "Contact.urls")
+
+
+def _birthday(value: object) -> str | None:
+    return v.birthday(value)
+
+
+def _kind(kind: type[object], field: str) -> _Validator:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, kind):
+            raise ValidationError(field, f"must be a {kind.__name__}, got {value!r}")
+
+    return check
+
+
+def _optional_kind(kind: type[object], field: str) -> _Validator:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise ValidationError(field, f"must be a {kind.__name__} or None, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class Contact:
+    """A contact card. ``birthday`` takes ``YYYY-MM-DD`` or a ``datetime.date``."""
+
+    name: Name = attrs.field(validator=_kind(Name, "Contact.name"))
+    addresses: tuple[Address, ...] = attrs.field(default=(), converter=_addresses)
+    birthday: str | None = attrs.field(default=None, converter=_birthday)
+    emails: tuple[Email, ...] = attrs.field(default=(), converter=_emails)
+    org: Org | None = attrs.field(
+        default=None,
+        validator=_optional_kind(Org, "Contact.org"),
+    )
+    phones: tuple[Phone, ...] = attrs.field(default=(), converter=_phones)
+    urls: tuple[Url, ...] = attrs.field(default=(), converter=_urls)
+
+
+def _to(value: str) -> str:
+    return v.recipient(value, "to")
+
+
+def _contacts(values: Iterable[Contact]) -> tuple[Contact, ...]:
+    out = _items(values, Contact, "ContactsMessage.contacts")
+    if not 1 <= len(out) <= MAX_CONTACTS:
+        raise ValidationError(
+            "ContactsMessage.contacts", f"must hold 1 to {MAX_CONTACTS} contacts, got {len(out)}"
+        )
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class LocationMessage:
+    """A location message to one user. ``to`` is a phone number or wa_id (normalized)."""
+
+    to: str = attrs.field(converter=_to)
+    location: Location = attrs.field(validator=_kind(Location, "LocationMessage.location"))
+    type: Literal["location"] = attrs.field(default="location", init=False)
+
+
+@attrs.frozen(kw_only=True)
+class ContactsMessage:
+    """A message carrying 1 to 257 contact cards to one user."""
+
+    to: str = attrs.field(converter=_to)
+    contacts: tuple[Contact, ...] = attrs.field(converter=_contacts)
+    type: Literal["contacts"] = attrs.field(default="contacts", init=False)
+
+
+Message = LocationMessage | ContactsMessage
+"""Any outbound message the clients and the bulk sender accept."""

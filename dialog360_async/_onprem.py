@@ -1,0 +1,216 @@
+"""OnPremiseClient: the deprecated On-Premise API (``/v1/...``), still served by 360dialog.
+
+Wire formats: ../shared/docs/360dialog-api.md §2.2, §2.4, §2.8. Meta stopped supporting
+On-Premise in October 2025; prefer Dialog360Client for new work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from . import _validation as v
+from ._base import BaseClient, secret
+from ._cloud import contacts_tuple
+from ._converter import structure_response, unstructure
+from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
+from ._results import (
+    BlocklistPage,
+    BlockResult,
+    ContactStatus,
+    ErrorDetail,
+    FailedUser,
+    SentMessage,
+    UserRef,
+)
+from ._retry import RetryPolicy
+from ._secret import Secret
+from ._wire import BlocklistResponse, ContactsResponse, SendResponse
+from .errors import (
+    APIError,
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+)
+
+__all__ = ["DEFAULT_ON_PREMISE_URL", "OnPremiseClient"]
+
+DEFAULT_ON_PREMISE_URL = "https://waba.360dialog.io"
+_PER_USER_CONCURRENCY = 8  # On-Premise blocks one user per request
+
+
+def _fails_whole_call(error: APIError) -> bool:
+    # These concern the key, the rate or the server, not the one user: raise them.
+    return isinstance(
+        error, AuthenticationError | PermissionDeniedError | RateLimitError | ServerError
+    )
+
+
+class OnPremiseClient(BaseClient):
+    """Client of the 360dialog On-Premise API for one channel.
+
+    Takes the same arguments as :class:`Dialog360Client`. Per-user block and unblock failures
+    (e.g. 2048, not engaged) land in ``BlockResult.failed``; they do not raise.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        api_key: str | Secret,
+        *,
+        base_url: str = DEFAULT_ON_PREMISE_URL,
+        retry: RetryPolicy | None = RetryPolicy(),
+        rate_limit: float | None = None,
+        timeout: float | aiohttp.ClientTimeout = 30.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        key = secret(api_key, "api_key")
+        super().__init__(
+            base_url=base_url,
+            auth_headers={"D360-API-KEY": key.reveal()},
+            retry=retry,
+            rate_limit=rate_limit,
+            timeout=timeout,
+            session=session,
+        )
+
+    async def send(self, message: Message) -> SentMessage:
+        """Send a location or contacts message (On-Premise bodies carry no messaging_product)."""
+        if not isinstance(message, LocationMessage | ContactsMessage):
+            raise ValidationError(
+                "message", f"must be a LocationMessage or ContactsMessage, got {message!r}"
+            )
+        status, data = await self._request(
+            "POST", "/v1/messages", body=unstructure(message), idempotent=False
+        )
+        return structure_response(
+            data, SendResponse, status=status, request="POST /v1/messages"
+        ).result()
+
+    async def send_location(self, to: str, location: Location) -> SentMessage:
+        """Send a location to ``to`` (a phone number or wa_id)."""
+        return await self.send(LocationMessage(to=to, location=location))
+
+    async def send_contacts(self, to: str, contacts: Contact | Iterable[Contact]) -> SentMessage:
+        """Send one or more (up to 257) contact cards to ``to``."""
+        return await self.send(ContactsMessage(to=to, contacts=contacts_tuple(contacts)))
+
+    async def block_users(
+        self, users: Iterable[str] | str, *, reason: str | None = None
+    ) -> BlockResult:
+        """Block users one request each; ``reason`` must be shorter than 60 characters."""
+        checked = v.recipients(users)
+        body = {} if v.reason(reason) is None else {"reason": reason}
+
+        async def block(user: str) -> None:
+            await self._request("POST", f"/v1/contacts/{_path(user)}/block", body=body)
+
+        added, failed = await self._per_user(checked, block)
+        return BlockResult(added=added, failed=failed)
+
+    async def unblock_users(self, users: Iterable[str] | str) -> BlockResult:
+        """Unblock users one request each."""
+
+        async def unblock(user: str) -> None:
+            await self._request("POST", f"/v1/contacts/{_path(user)}/unblock")
+
+        removed, failed = await self._per_user(v.recipients(users), unblock)
+        return BlockResult(removed=removed, failed=failed)
+
+    async def _per_user(
+        self, users: list[str], call: Callable[[str], Awaitable[None]]
+    ) -> tuple[tuple[UserRef, ...], tuple[FailedUser, ...]]:
+        gate = asyncio.Semaphore(_PER_USER_CONCURRENCY)
+
+        async def one(user: str) -> FailedUser | None:
+            async with gate:
+                try:
+                    await call(user)
+                except APIError as error:
+                    if _fails_whole_call(error):
+                        raise
+                    detail = ErrorDetail(
+                        code=error.code, message=error.message, details=error.details
+                    )
+                    return FailedUser(input=user, errors=(detail,))
+                return None
+
+        outcomes = await asyncio.gather(*(one(u) for u in users))
+        done = tuple(UserRef(input=u) for u, o in zip(users, outcomes, strict=True) if o is None)
+        return done, tuple(o for o in outcomes if o is not None)
+
+    async def get_blocklist(self, limit: int = 100, offset: int = 0) -> BlocklistPage:
+        """One page of the blocklist; ``limit`` in 1..200."""
+        v.blocklist_window(limit, offset)
+        params = {"limit": str(limit), "offset": str(offset)}
+        status, data = await self._request("GET", "/v1/contacts/blocklist", params=params)
+        return structure_response(
+            data, BlocklistResponse, status=status, request="GET /v1/contacts/blocklist"
+        ).result()
+
+    async def list_blocked_users(self) -> AsyncIterator[UserRef]:
+        """Every blocked user, paging through the blocklist 200 at a time."""
+        offset = 0
+        while True:
+            page = await self.get_blocklist(limit=200, offset=offset)
+            for wa_id in page.wa_ids:
+                yield UserRef(wa_id=wa_id)
+            offset += len(page.wa_ids)
+            if not page.wa_ids or offset >= page.total:
+                return
+
+    async def report_user(
+        self,
+        user: str,
+        *,
+        reason: str | None = None,
+        block: bool = False,
+        message_id: str | None = None,
+    ) -> None:
+        """Report a user to WhatsApp (and block them too with ``block=True``).
+
+        Without ``message_id`` WhatsApp receives the user's last 5 messages.
+
+        Raises:
+            NotEngagedError: the user has not written in the last 24 hours (2048).
+        """
+        checked = v.recipient(user, "user")
+        body: dict[str, Any] = {"block": bool(block)}
+        if v.reason(reason) is not None:
+            body["reason"] = reason
+        if message_id is not None:
+            if not isinstance(message_id, str) or not message_id:
+                raise ValidationError(
+                    "message_id", f"must be a non-empty string, got {message_id!r}"
+                )
+            body["message_id"] = message_id
+        await self._request("POST", f"/v1/contacts/{_path(checked)}/report", body=body)
+
+    async def check_contacts(
+        self, contacts: Iterable[str] | str, *, wait: bool = True, force_check: bool = False
+    ) -> list[ContactStatus]:
+        """Look up wa_ids. Since On-Premise v2.39 every number reports ``"valid"``: don't rely
+        on it to decide whether a number uses WhatsApp."""
+        checked = v.recipients(contacts, "contacts")
+        body = {
+            "blocking": "wait" if wait else "no_wait",
+            "contacts": checked,
+            "force_check": bool(force_check),
+        }
+        status, data = await self._request("POST", "/v1/contacts", body=body)
+        return list(
+            structure_response(
+                data, ContactsResponse, status=status, request="POST /v1/contacts"
+            ).contacts
+        )
+
+
+def _path(user: str) -> str:
+    return quote(user, safe="+")

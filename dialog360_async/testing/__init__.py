@@ -1,0 +1,14 @@
+"""Test helpers: `FakeDialog360`, an in-process fake of the 360dialog APIs.
+
+Example::
+
+    async with FakeDialog360(engage_all=True) as fake:
+        async with Dialog360Client("test-key", base_url=fake.url) as client:
+            await client.send_location("+15550001", Location(latitude=1.0, longitude=2.0))
+        assert fake.sends["15550001"] == 1
+"""
+
+from ._fake import FakeDialog360
+from ._models import FakeResponse, RecordedRequest
+
+__all__ = ["FakeDialog360", "FakeResponse", "RecordedRequest"]

@@ -1,0 +1,369 @@
+"""`FakeDialog360`: lifecycle, fault injection and observability."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import attrs
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ._bodies import digits
+from ._models import REDACTED, SECRET_HEADERS, FakeResponse, RecordedRequest
+from ._routes import INVALID_JSON, REQUEST_BODY, add_routes
+from ._state import Channel, Channels
+
+__all__ = ["FakeDialog360"]
+
+
+@attrs.define
+class _Script:
+    method: str
+    pattern: str
+    regex: re.Pattern[str]
+    responses: deque[FakeResponse]
+
+
+@attrs.define
+class _Failure:
+    code: int
+    status: int
+    message: str
+    remaining: int | None
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    # "{name}" matches one path segment; everything else is literal.
+    parts = re.split(r"(\{[^/{}]+\})", pattern)
+    return re.compile(
+        "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+    )
+
+
+class FakeDialog360:
+    """A faithful in-process fake of the 360dialog Cloud, On-Premise and Partner APIs.
+
+    Serves Cloud routes at ``/``, On-Premise at ``/v1/...`` and the Partner API at ``/api/v2``
+    on one loopback port. Configuration attributes (``throughput``, ``pair_rate_limit``,
+    ``gateway_limit``, ``engage_all``, ``record_requests``, ``list_shape``,
+    ``blocklist_capacity``) are plain attributes that tests may change between calls.
+
+    Args:
+        api_keys: Valid ``D360-API-KEY`` values, one channel each. None accepts any
+            non-empty key, each distinct key being its own channel.
+        partner_id: The Partner API partner id.
+        partner_api_key: Accepted ``X-API-Key`` for the Partner API.
+        partner_token: Accepted ``Authorization: Bearer`` token; None disables bearer auth.
+        throughput: Message sends per second per channel (burst = rate); None or 0 = off.
+        pair_rate_limit: Minimum seconds between two sends to one user per channel.
+        gateway_limit: ``(requests, seconds)`` per API key across all routes.
+        engage_all: Treat every user as inside the 24h customer-service window.
+        record_requests: Keep `RecordedRequest` entries in ``requests``.
+        list_shape: ``GET /block_users`` item shape, "360dialog" or "meta".
+        host: Interface to bind; loopback by default.
+        port: Port to bind; 0 picks a free one.
+        clock: Monotonic clock used by every rate limiter.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_keys: Iterable[str] | None = None,
+        partner_id: str = "examplePA",
+        partner_api_key: str = "partner-key",
+        partner_token: str | None = None,
+        throughput: float | None = 80.0,
+        pair_rate_limit: float | None = None,
+        gateway_limit: tuple[int, float] | None = None,
+        engage_all: bool = False,
+        record_requests: bool = True,
+        list_shape: Literal["360dialog", "meta"] = "360dialog",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.partner_id = partner_id
+        self._partner_api_key = partner_api_key
+        self._partner_token = partner_token
+        self.throughput = throughput
+        self.pair_rate_limit = pair_rate_limit
+        self.gateway_limit = gateway_limit
+        self.engage_all = engage_all
+        self.record_requests = record_requests
+        self.list_shape: Literal["360dialog", "meta"] = list_shape
+        self.blocklist_capacity = 64_000
+        self.clock = clock
+        self._host = host
+        self._port = port
+        self._channels = Channels(api_keys)
+        self._engaged_everywhere: set[str] = set()
+        self._scripts: list[_Script] = []
+        self._failures: dict[str, _Failure] = {}
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._serial = 0
+        self.requests: list[RecordedRequest] = []
+        self.sends: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the port and start serving."""
+        if self._runner is not None:
+            raise RuntimeError("FakeDialog360 is already started")
+        app = web.Application(middlewares=[self._middleware])
+        add_routes(app, self)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        self._runner = runner
+        self._url = f"http://{shown}:{port}"
+
+    async def close(self) -> None:
+        """Stop serving and drop open connections; safe to call twice."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT`` (Cloud at ``/``, On-Premise at ``/v1``)."""
+        if self._url is None:
+            raise RuntimeError("FakeDialog360 is not started")
+        return self._url
+
+    @property
+    def partner_url(self) -> str:
+        """Partner API base URL (``url + "/api/v2"``)."""
+        return self.url + "/api/v2"
+
+    def __repr__(self) -> str:
+        return f"<FakeDialog360 url={self._url or 'not started'}>"
+
+    # -- state ------------------------------------------------------------------------------
+
+    def engage(self, *numbers: str, api_key: str | None = None) -> None:
+        """Put users inside the 24h window of one channel (``api_key``) or of every channel."""
+        wa_ids = {digits(number) for number in numbers}
+        if api_key is None:
+            self._engaged_everywhere |= wa_ids
+            return
+        channel = self._channels.for_key(api_key)
+        if channel is None:
+            raise ValueError("engage(): that api_key is not one of the fake's api_keys")
+        channel.engaged |= wa_ids
+
+    def add_partner_channel(self, channel_id: str, api_key: str | None = None) -> None:
+        """Expose a channel via the Partner API; with ``api_key`` it shares that key's state."""
+        self._channels.add_partner(channel_id, api_key)
+
+    def blocklist(self, api_key: str) -> list[str]:
+        """Return the wa_ids currently blocked by the channel of ``api_key``."""
+        channel = self._channels.for_key(api_key, create=False)
+        return [] if channel is None else list(channel.blocked)
+
+    def partner_blocklist(self, channel_id: str) -> list[str]:
+        """Return the wa_ids currently blocked by a partner channel."""
+        channel = self._channels.partner(channel_id)
+        return [] if channel is None else list(channel.blocked)
+
+    def is_engaged(self, channel: Channel, wa_id: str) -> bool:
+        """Whether ``wa_id`` may be blocked or reported by ``channel``."""
+        return self.engage_all or wa_id in self._engaged_everywhere or wa_id in channel.engaged
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def script(self, method: str, path: str, *responses: FakeResponse) -> None:
+        """Answer the next ``len(responses)`` requests to a route with these, in order.
+
+        ``path`` is an exact path (``"/messages"``) or a pattern whose ``{name}`` parts match
+        one segment (``"/v1/contacts/{phone}/block"``). ``method`` ``"*"`` matches any method.
+        Scripted answers bypass auth and limits unless ``process=True``.
+        """
+        method = method.upper()
+        path = path.split("?", 1)[0]
+        for entry in self._scripts:
+            if entry.method == method and entry.pattern == path:
+                entry.responses.extend(responses)
+                return
+        self._scripts.append(_Script(method, path, _compile(path), deque(responses)))
+
+    def fail_recipient(
+        self,
+        number: str,
+        *,
+        code: int = 131026,
+        status: int = 400,
+        message: str = "Message undeliverable",
+        times: int | None = None,
+    ) -> None:
+        """Make sends to ``number`` fail with an API error (``times`` None = always)."""
+        self._failures[digits(number)] = _Failure(code, status, message, times)
+
+    def take_failure(self, wa_id: str) -> _Failure | None:
+        """Consume one injected failure for ``wa_id``, if any."""
+        failure = self._failures.get(wa_id)
+        if failure is None:
+            return None
+        if failure.remaining is not None:
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                del self._failures[wa_id]
+        return failure
+
+    def _take_script(self, method: str, path: str) -> FakeResponse | None:
+        for entry in self._scripts:
+            if entry.method in (method, "*") and entry.regex.fullmatch(path):
+                response = entry.responses.popleft()
+                if not entry.responses:
+                    self._scripts.remove(entry)
+                return response
+        return None
+
+    # -- observability ----------------------------------------------------------------------
+
+    def duplicates(self) -> dict[str, int]:
+        """Recipients that were sent more than one accepted message, with their counts."""
+        return {wa_id: count for wa_id, count in self.sends.items() if count > 1}
+
+    def reset(self, *, state: bool = False) -> None:
+        """Clear recorded requests, counters, scripts, injected failures and limiter history.
+
+        Configuration is kept. With ``state=True`` blocklists and engagement are cleared too.
+        """
+        self.requests.clear()
+        self.sends.clear()
+        self._scripts.clear()
+        self._failures.clear()
+        self.max_in_flight = self.in_flight
+        for channel in self._channels:
+            channel.reset_limits()
+        if state:
+            self._channels.clear()
+            self._engaged_everywhere.clear()
+
+    def next_serial(self) -> int:
+        """A process-unique counter for message ids."""
+        self._serial += 1
+        return self._serial
+
+    def count_send(self, wa_id: str) -> None:
+        """Record an accepted message send."""
+        self.sends[wa_id] += 1
+
+    # -- auth helpers used by the routes ----------------------------------------------------
+
+    def channel_for_key(self, api_key: str) -> Channel | None:
+        """The channel a ``D360-API-KEY`` authenticates as, or None."""
+        return self._channels.for_key(api_key)
+
+    def partner_authorized(self, request: web.Request) -> bool:
+        """Whether the request carries valid Partner API credentials."""
+        if request.headers.get("X-API-Key") == self._partner_api_key:
+            return True
+        token = self._partner_token
+        return token is not None and request.headers.get("Authorization") == f"Bearer {token}"
+
+    def partner_channel(self, channel_id: str) -> Channel | None:
+        """The channel behind a partner channel id."""
+        return self._channels.partner(channel_id)
+
+    # -- request pipeline -------------------------------------------------------------------
+
+    def _label(self, request: web.Request) -> str | None:
+        if request.path.startswith("/api/v2/"):
+            channel_id = request.match_info.get("channel_id")
+            channel = None if channel_id is None else self._channels.partner(channel_id)
+        else:
+            channel = self._channels.for_key(request.headers.get("D360-API-KEY", ""))
+        return None if channel is None else channel.label
+
+    def _record(self, request: web.Request, parsed: Any) -> None:
+        headers = CIMultiDict(
+            (name, REDACTED if name.lower() in SECRET_HEADERS else value)
+            for name, value in request.headers.items()
+        )
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                headers=CIMultiDictProxy(headers),
+                json=None if parsed is INVALID_JSON else parsed,
+                channel=self._label(request),
+            )
+        )
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            raw = await request.read()
+            parsed: Any = None
+            if raw:
+                try:
+                    parsed = json.loads(raw)
+                except ValueError:
+                    parsed = INVALID_JSON
+            REQUEST_BODY.set(parsed)
+            if self.record_requests:
+                self._record(request, parsed)
+            scripted = self._take_script(request.method, request.path)
+            if scripted is None:
+                response: web.StreamResponse = await handler(request)
+                return response
+            if scripted.process:
+                await handler(request)
+            if scripted.delay > 0:
+                await asyncio.sleep(scripted.delay)
+            return self._answer(request, scripted)
+        finally:
+            self.in_flight -= 1
+
+    @staticmethod
+    def _answer(request: web.Request, scripted: FakeResponse) -> web.StreamResponse:
+        headers = dict(scripted.headers)
+        if scripted.close:
+            if request.transport is not None:
+                request.transport.close()
+            # Nothing reaches the client: its transport is already closed.
+            return web.Response(status=204)
+        if scripted.redirect_to is not None:
+            headers["Location"] = scripted.redirect_to
+            status = scripted.status if 300 <= scripted.status < 400 else 307
+            return web.Response(status=status, headers=headers)
+        if scripted.body is not None:
+            return web.Response(status=scripted.status, body=scripted.body, headers=headers)
+        if scripted.json is not None:
+            return web.json_response(scripted.json, status=scripted.status, headers=headers)
+        return web.Response(status=scripted.status, headers=headers)

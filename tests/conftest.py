@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dialog360_async import Dialog360Client, OnPremiseClient, PartnerClient
+from dialog360_async.testing import FakeDialog360
+
+API_KEY = "k3y-s3cr3t-0123456789abcdef"
+PARTNER_KEY = "p4rtner-s3cr3t-fedcba9876543210"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDialog360]:
+    async with FakeDialog360(
+        api_keys=[API_KEY], partner_api_key=PARTNER_KEY, throughput=None
+    ) as server:
+        server.add_partner_channel("exampleCH", api_key=API_KEY)
+        yield server
+
+
+@pytest.fixture
+async def cloud(fake: FakeDialog360) -> AsyncIterator[Dialog360Client]:
+    async with Dialog360Client(API_KEY, base_url=fake.url, retry=None) as client:
+        yield client
+
+
+@pytest.fixture
+async def onprem(fake: FakeDialog360) -> AsyncIterator[OnPremiseClient]:
+    async with OnPremiseClient(API_KEY, base_url=fake.url, retry=None) as client:
+        yield client
+
+
+@pytest.fixture
+async def partner(fake: FakeDialog360) -> AsyncIterator[PartnerClient]:
+    async with PartnerClient(
+        partner_id="examplePA", api_key=PARTNER_KEY, base_url=fake.partner_url, retry=None
+    ) as client:
+        yield client

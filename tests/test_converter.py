@@ -1,0 +1,240 @@
+"""The one converter: request bodies exactly as documented, responses of every documented shape."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from dialog360_async import (
+    APIError,
+    BlockResult,
+    ContactsMessage,
+    ContactStatus,
+    ErrorDetail,
+    FailedUser,
+    Location,
+    LocationMessage,
+    SentMessage,
+    UserRef,
+)
+from dialog360_async._converter import structure, structure_response, unstructure
+from dialog360_async._wire import (
+    BlocklistResponse,
+    BlockResponse,
+    ContactsResponse,
+    ListResponse,
+    PartnerBlockEnvelope,
+    PartnerListEnvelope,
+    SendResponse,
+)
+
+# The full contacts example of the 360dialog page (seeds/001), with its placeholders
+# COUNTRY_CODE and YEAR_MONTH_DAY given real values, since those are validated.
+SEED_CONTACTS: dict[str, Any] = {
+    "to": "16505551234",
+    "type": "contacts",
+    "contacts": [
+        {
+            "addresses": [
+                {
+                    "street": "STREET",
+                    "city": "CITY",
+                    "state": "STATE",
+                    "zip": "ZIP",
+                    "country": "COUNTRY",
+                    "country_code": "US",
+                    "type": "HOME",
+                },
+                {
+                    "street": "STREET",
+                    "city": "CITY",
+                    "state": "STATE",
+                    "zip": "ZIP",
+                    "country": "COUNTRY",
+                    "country_code": "US",
+                    "type": "WORK",
+                },
+            ],
+            "birthday": "1999-01-23",
+            "emails": [{"email": "EMAIL", "type": "WORK"}, {"email": "EMAIL", "type": "HOME"}],
+            "name": {
+                "formatted_name": "NAME",
+                "first_name": "FIRST_NAME",
+                "last_name": "LAST_NAME",
+                "middle_name": "MIDDLE_NAME",
+                "suffix": "SUFFIX",
+                "prefix": "PREFIX",
+            },
+            "org": {"company": "COMPANY", "department": "DEPARTMENT", "title": "TITLE"},
+            "phones": [
+                {"phone": "PHONE_NUMBER", "type": "HOME"},
+                {"phone": "PHONE_NUMBER", "type": "WORK", "wa_id": "PHONE_OR_WA_ID"},
+            ],
+            "urls": [{"url": "URL", "type": "WORK"}, {"url": "URL", "type": "HOME"}],
+        }
+    ],
+}
+
+
+def test_seed_contacts_example_round_trips() -> None:
+    message = structure(copy.deepcopy(SEED_CONTACTS), ContactsMessage)
+    assert unstructure(message) == SEED_CONTACTS
+
+
+def test_location_example() -> None:
+    message = LocationMessage(
+        to="PHONE" and "16505551234",
+        location=Location(
+            latitude=37.758056,
+            longitude=-122.425332,
+            name="Facebook HQ",
+            address="1 Hacker Way, Menlo Park, CA 94025",
+        ),
+    )
+    assert unstructure(message) == {
+        "to": "16505551234",
+        "type": "location",
+        "location": {
+            "longitude": -122.425332,
+            "latitude": 37.758056,
+            "name": "Facebook HQ",
+            "address": "1 Hacker Way, Menlo Park, CA 94025",
+        },
+    }
+
+
+def test_none_and_empty_lists_are_omitted_constants_kept() -> None:
+    body = unstructure(
+        LocationMessage(to="16505551234", location=Location(latitude=1, longitude=2))
+    )
+    assert body == {
+        "to": "16505551234",
+        "type": "location",
+        "location": {"latitude": 1.0, "longitude": 2.0},
+    }
+
+
+def test_send_response_cloud_and_onprem() -> None:
+    cloud = {
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": "+1 650", "wa_id": "1650"}],
+        "messages": [{"id": "wamid.X", "message_status": "accepted"}],
+        "new_field": 1,
+    }
+    assert structure(cloud, SendResponse).result() == SentMessage(
+        message_id="wamid.X", input="+1 650", wa_id="1650", message_status="accepted"
+    )
+    onprem = {"messages": [{"id": "gBGH"}], "meta": {"api_status": "stable", "version": "2.31.5"}}
+    assert structure(onprem, SendResponse).result() == SentMessage(message_id="gBGH")
+
+
+def test_mixed_block_result_shape() -> None:
+    body = {
+        "messaging_product": "whatsapp",
+        "block_users": {
+            "added_users": [{"input": "+16505551234", "wa_id": "16505551234"}],
+            "failed_users": [
+                {
+                    "input": "123",
+                    "errors": [
+                        {
+                            "message": "Re-engagement",
+                            "code": 131047,
+                            "error_data": {"details": "24h"},
+                        }
+                    ],
+                }
+            ],
+        },
+        "error": {"message": "(#139100) Failed to block/unblock users", "code": 139100},
+    }
+    result = structure(body, BlockResponse).block_users.result()
+    assert result == BlockResult(
+        added=(UserRef(input="+16505551234", wa_id="16505551234"),),
+        failed=(
+            FailedUser(
+                input="123",
+                errors=(ErrorDetail(code=131047, message="Re-engagement", details="24h"),),
+            ),
+        ),
+    )
+    assert not result.ok
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "data": [{"block_users": [{"input": "1", "wa_id": "1"}, {"input": "2", "wa_id": "2"}]}],
+            "paging": {"cursors": {"after": "A", "before": "B"}, "next": "https://x"},
+        },
+        {
+            "data": [
+                {"messaging_product": "whatsapp", "wa_id": "1"},
+                {"messaging_product": "whatsapp", "wa_id": "2"},
+            ],
+            "paging": {"cursors": {"after": "A", "before": "B"}, "next": "https://x"},
+        },
+    ],
+    ids=["360dialog", "meta"],
+)
+def test_both_blocklist_shapes(body: dict[str, Any]) -> None:
+    page = structure(body, ListResponse)
+    assert [u.wa_id for item in page.data for u in item.users()] == ["1", "2"]
+    assert page.next_cursor() == "A"
+
+
+def test_last_page_has_no_next() -> None:
+    body = {"data": [{"wa_id": "1"}], "paging": {"cursors": {"after": "A"}}}
+    assert structure(body, ListResponse).next_cursor() is None
+
+
+def test_onprem_blocklist_strips_suffix() -> None:
+    body = {
+        "contacts": [{"wa_id": "16315551000@s.whatsapp.net"}],
+        "pagination": {"limit": 10, "offset": 0, "total": 1},
+    }
+    page = structure(body, BlocklistResponse).result()
+    assert page.wa_ids == ("16315551000",)
+    assert (page.limit, page.offset, page.total) == (10, 0, 1)
+
+
+def test_contacts_check() -> None:
+    body = {
+        "contacts": [{"input": "+55123456789", "status": "valid", "wa_id": "55123456789"}],
+        "meta": {"api_status": "stable", "version": "2.35.4"},
+    }
+    assert structure(body, ContactsResponse).contacts == (
+        ContactStatus(input="+55123456789", status="valid", wa_id="55123456789"),
+    )
+
+
+def test_partner_envelopes() -> None:
+    block = {
+        "meta": {"developer_message": "ok", "http_code": 200, "success": True},
+        "status_code": 200,
+        "data": {
+            "messaging_product": "whatsapp",
+            "block_users": {"removed_users": [{"input": "1", "wa_id": "1"}]},
+        },
+    }
+    assert structure(block, PartnerBlockEnvelope).data.block_users.result() == BlockResult(
+        removed=(UserRef(input="1", wa_id="1"),)
+    )
+    listing = {
+        "meta": {},
+        "status_code": 200,
+        "data": {"block_users": [{"input": "1", "wa_id": "1"}]},
+    }
+    assert structure(listing, PartnerListEnvelope).data.block_users == (
+        UserRef(input="1", wa_id="1"),
+    )
+
+
+@pytest.mark.parametrize("body", [None, [], {"messages": []}, {"messages": [{"no_id": 1}]}, "x"])
+def test_malformed_success_body_is_an_api_error(body: Any) -> None:
+    with pytest.raises(APIError, match="unexpected response body") as info:
+        structure_response(body, SendResponse, status=200, request="POST /messages")
+    assert info.value.status == 200
