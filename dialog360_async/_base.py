@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
 import aiohttp
 
-from ._retry import RetryPolicy
+from ._middleware import RetryMiddleware
+from ._ratelimit import RateLimiter
+from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._transport import Transport
 from .errors import ValidationError
 
 __all__ = ["BaseClient", "secret"]
+
+_NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 def secret(value: str | Secret | None, field: str) -> Secret:
@@ -28,7 +32,7 @@ def secret(value: str | Secret | None, field: str) -> Secret:
 class BaseClient:
     """Lifecycle shared by the three clients. Safe to share across tasks of one event loop."""
 
-    __slots__ = ("_transport", "rate_limit", "retry")
+    __slots__ = ("_transport", "rate_limit", "retry", "retry_budget")
 
     def __init__(
         self,
@@ -36,16 +40,30 @@ class BaseClient:
         base_url: str,
         auth_headers: Mapping[str, str],
         retry: RetryPolicy | None,
-        rate_limit: float | None,
+        rate_limit: float | RateLimiter | None,
         timeout: float | aiohttp.ClientTimeout,
-        session: aiohttp.ClientSession | None,
+        session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None,
     ) -> None:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", f"must be a RetryPolicy or None, got {retry!r}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimiter):
+            rate_limit = RateLimiter(rate_limit)
         self.retry = retry
         self.rate_limit = rate_limit
+        self.retry_budget = RetryBudget()
+        # retry=None still runs the middleware, with one attempt, for its per-attempt logging.
+        policy = retry if retry is not None else _NO_RETRY
         self._transport = Transport(
-            base_url=base_url, headers=auth_headers, timeout=timeout, session=session
+            base_url=base_url,
+            headers=auth_headers,
+            timeout=timeout,
+            session=session,
+            send_middlewares=(
+                RetryMiddleware(
+                    policy, idempotent=False, budget=self.retry_budget, limiter=rate_limit
+                ),
+            ),
+            call_middlewares=(RetryMiddleware(policy, idempotent=True, budget=self.retry_budget),),
         )
 
     @property

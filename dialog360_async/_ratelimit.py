@@ -99,8 +99,8 @@ class RateLimiter:
         return len(self._waiters)
 
     def _tolerance(self, interval: float) -> float:
-        # The burst shrinks with the rate, so after a cut the bucket still holds ~100 ms worth
-        # rather than the full-rate burst.
+        # The burst shrinks with the rate: after a cut the bucket holds the same duration of
+        # sending (100 ms by default), not the full-rate burst.
         burst = max(1.0, self._burst * self._rate / self._configured)
         return (burst - 1.0) * interval
 

@@ -6,6 +6,7 @@ elsewhere. Background: ../shared/docs/reliability-notes.md §0-§1 and design.md
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import email.utils
 import math
@@ -13,7 +14,7 @@ import random as _random
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -53,6 +54,11 @@ def _flag(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     _check(inst, attribute, isinstance(value, bool), f"must be True or False, got {value!r}")
 
 
+def _count(field: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(field, f"must be an integer >= {minimum}, got {value!r}")
+
+
 def _unit(random: Callable[[], float]) -> float:
     r = random()
     # A misbehaving injected source must not produce a negative, NaN or over-cap delay.
@@ -78,6 +84,14 @@ class RetryPolicy:
     """Also retry sends that may have reached the server (risking a duplicate message)."""
     deadline: float | None = attrs.field(default=None, validator=_deadline)
     """Seconds allowed across all attempts and sleeps; None means no overall bound."""
+    sleep: Callable[[float], Awaitable[None]] = attrs.field(
+        default=asyncio.sleep, repr=False, eq=False
+    )
+    """Coroutine function that waits between attempts; inject a fake in tests."""
+    clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False, eq=False)
+    """Monotonic seconds, for the deadline; inject a fake in tests."""
+    random: Callable[[], float] = attrs.field(default=_random.random, repr=False, eq=False)
+    """Uniform numbers in [0, 1] for the jitter; inject a fixed one in tests."""
 
     def backoff(self, attempt: int, random: Callable[[], float] = _random.random) -> float:
         """Full-jitter backoff: ``random() * min(max_delay, base_delay * 2**attempt)``.
@@ -213,19 +227,16 @@ class RetryBudget:
             timeout_cost: taken by a retry that follows a timeout.
             no_retry_refund: given back by a success that needed no retry.
         """
-        for field, value in (
-            ("capacity", capacity),
-            ("retry_cost", retry_cost),
-            ("timeout_cost", timeout_cost),
-            ("no_retry_refund", no_retry_refund),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValidationError(f"RetryBudget.{field}", f"must be an int >= 0, got {value!r}")
+        _count("RetryBudget.capacity", capacity, 0)
+        _count("RetryBudget.retry_cost", retry_cost, 0)
+        _count("RetryBudget.timeout_cost", timeout_cost, 0)
+        _count("RetryBudget.no_retry_refund", no_retry_refund, 0)
         self.capacity = capacity
         self.retry_cost = retry_cost
         self.timeout_cost = timeout_cost
         self.no_retry_refund = no_retry_refund
         self._available = capacity
+        self.warned = False  # set by the first caller that finds it empty; reset on refill
 
     def acquire(self, *, timeout: bool = False) -> int | None:
         """Pay for one retry.
@@ -245,6 +256,8 @@ class RetryBudget:
     def release(self, amount: int) -> None:
         """Give ``amount`` back, never above capacity."""
         self._available = min(self.capacity, self._available + max(amount, 0))
+        if not self.exhausted:
+            self.warned = False
 
     def on_success(self, taken: int = 0) -> None:
         """Refund after a success: what its retries took, or ``no_retry_refund`` if none.
@@ -290,8 +303,7 @@ class PairBackoff:
             cap: the longest wait in seconds.
             clock: monotonic seconds; injectable for tests.
         """
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValidationError("PairBackoff.max_entries", f"must be >= 1, got {max_entries!r}")
+        _count("PairBackoff.max_entries", max_entries, 1)
         if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 <= cap < math.inf:
             raise ValidationError("PairBackoff.cap", f"must be a finite number >= 0, got {cap!r}")
         self.max_entries = max_entries
@@ -307,8 +319,8 @@ class PairBackoff:
             Seconds that recipient must now wait.
         """
         strikes, _ = self._entries.pop(recipient, (0, 0.0))
-        # 4.0**n overflows (raises) past n ≈ 512; beyond n = 32 the cap always wins anyway.
-        wait = min(self.cap, 4.0 ** min(strikes, 32))
+        # 4.0**n raises OverflowError past n = 511; 4.0**500 already exceeds any usable cap.
+        wait = min(self.cap, 4.0 ** min(strikes, 500))
         self._entries[recipient] = (strikes + 1, self._clock() + wait)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

@@ -8,9 +8,7 @@ so the API key) is ever chained to an SDK error.
 from __future__ import annotations
 
 import ipaddress
-import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -22,8 +20,6 @@ from ._version import __version__
 from .errors import DeliveryUnknownError, ServerError, TransportError, ValidationError
 
 __all__ = ["Transport", "exception_phase", "make_timeout", "validate_base_url"]
-
-logger = logging.getLogger("dialog360_async")
 
 USER_AGENT = f"dialog360_async/{__version__} aiohttp/{aiohttp.__version__}"
 
@@ -80,12 +76,11 @@ class Transport:
     """Holds the session, the auth headers and the base URL of one client."""
 
     __slots__ = (
-        "_base_url",
+        "_call_middlewares",
         "_headers",
-        "_middlewares",
         "_owns_session",
+        "_send_middlewares",
         "_session",
-        "_session_middlewares",
         "_timeout",
         "base_url",
     )
@@ -96,8 +91,9 @@ class Transport:
         base_url: str,
         headers: Mapping[str, str],
         timeout: float | aiohttp.ClientTimeout,
-        session: aiohttp.ClientSession | None,
-        middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
+        session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None,
+        send_middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
+        call_middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self._timeout = make_timeout(timeout)
@@ -107,26 +103,31 @@ class Transport:
             "User-Agent": USER_AGENT,
             **headers,
         }
+        # A callable is a SessionPool's shared session, created inside the running loop.
         self._session = session
         self._owns_session = session is None
-        self._middlewares = tuple(middlewares)
-        # An external session keeps its own middlewares; ours are passed per request instead.
-        self._session_middlewares: tuple[aiohttp.ClientMiddlewareType, ...] | None = (
-            None if self._owns_session else self._middlewares
-        )
+        # Passed per request (replacing any session-level ones), so that an external session
+        # works too and sends and idempotent calls get their own retry rule.
+        self._send_middlewares = tuple(send_middlewares)
+        self._call_middlewares = tuple(call_middlewares)
 
     def _get_session(self) -> aiohttp.ClientSession:
-        # Created lazily so that constructing a client needs no running event loop.
-        if self._session is None or (self._owns_session and self._session.closed):
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, middlewares=self._middlewares
-            )
-        return self._session
+        session = self._session
+        if isinstance(session, aiohttp.ClientSession) and not (
+            self._owns_session and session.closed
+        ):
+            return session
+        if session is None or isinstance(session, aiohttp.ClientSession):
+            # Created lazily so that constructing a client needs no running event loop.
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            return self._session
+        return session()
 
     async def close(self) -> None:
         """Close the session if this transport created it."""
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
+        session = self._session
+        if self._owns_session and isinstance(session, aiohttp.ClientSession):
+            await session.close()
 
     async def request(
         self,
@@ -146,7 +147,6 @@ class Transport:
         """
         described = f"{method} {path}"
         data = None if body is None else _json.dumps(body)
-        started = time.perf_counter()
         failure: TransportError | None = None
         try:
             async with self._get_session().request(
@@ -157,17 +157,13 @@ class Transport:
                 headers=self._headers,
                 allow_redirects=False,
                 timeout=self._timeout,
-                middlewares=self._session_middlewares,
+                middlewares=self._call_middlewares if idempotent else self._send_middlewares,
             ) as resp:
                 status = resp.status
                 raw = await resp.read()
                 headers = resp.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = _transport_error(exc, described, idempotent)
-        if logger.isEnabledFor(logging.DEBUG):
-            elapsed = (time.perf_counter() - started) * 1000
-            outcome = repr(failure) if failure is not None else status
-            logger.debug("%s -> %s in %.1f ms", described, outcome, elapsed)
         if failure is not None:
             raise failure
         if 200 <= status < 300:

@@ -16,8 +16,9 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._bodies import digits
+from ._handlers import INVALID_JSON, REQUEST_BODY
 from ._models import REDACTED, SECRET_HEADERS, FakeResponse, RecordedRequest
-from ._routes import INVALID_JSON, REQUEST_BODY, add_routes
+from ._routes import add_routes
 from ._state import Channel, Channels
 
 __all__ = ["FakeDialog360"]
@@ -194,7 +195,7 @@ class FakeDialog360:
         channel = self._channels.partner(channel_id)
         return [] if channel is None else list(channel.blocked)
 
-    def is_engaged(self, channel: Channel, wa_id: str) -> bool:
+    def _is_engaged(self, channel: Channel, wa_id: str) -> bool:
         """Whether ``wa_id`` may be blocked or reported by ``channel``."""
         return self.engage_all or wa_id in self._engaged_everywhere or wa_id in channel.engaged
 
@@ -227,7 +228,7 @@ class FakeDialog360:
         """Make sends to ``number`` fail with an API error (``times`` None = always)."""
         self._failures[digits(number)] = _Failure(code, status, message, times)
 
-    def take_failure(self, wa_id: str) -> _Failure | None:
+    def _take_failure(self, wa_id: str) -> _Failure | None:
         """Consume one injected failure for ``wa_id``, if any."""
         failure = self._failures.get(wa_id)
         if failure is None:
@@ -269,29 +270,29 @@ class FakeDialog360:
             self._channels.clear()
             self._engaged_everywhere.clear()
 
-    def next_serial(self) -> int:
+    def _next_serial(self) -> int:
         """A process-unique counter for message ids."""
         self._serial += 1
         return self._serial
 
-    def count_send(self, wa_id: str) -> None:
+    def _count_send(self, wa_id: str) -> None:
         """Record an accepted message send."""
         self.sends[wa_id] += 1
 
     # -- auth helpers used by the routes ----------------------------------------------------
 
-    def channel_for_key(self, api_key: str) -> Channel | None:
+    def _channel_for_key(self, api_key: str) -> Channel | None:
         """The channel a ``D360-API-KEY`` authenticates as, or None."""
         return self._channels.for_key(api_key)
 
-    def partner_authorized(self, request: web.Request) -> bool:
+    def _partner_authorized(self, request: web.Request) -> bool:
         """Whether the request carries valid Partner API credentials."""
         if request.headers.get("X-API-Key") == self._partner_api_key:
             return True
         token = self._partner_token
         return token is not None and request.headers.get("Authorization") == f"Bearer {token}"
 
-    def partner_channel(self, channel_id: str) -> Channel | None:
+    def _partner_channel(self, channel_id: str) -> Channel | None:
         """The channel behind a partner channel id."""
         return self._channels.partner(channel_id)
 

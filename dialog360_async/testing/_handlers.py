@@ -57,6 +57,8 @@ class Reply(Exception):
 
 
 def guarded(handler: Handler) -> Handler:
+    """Turn a `Reply` raised anywhere in ``handler`` into its response."""
+
     @functools.wraps(handler)
     async def run(api: Any, request: web.Request) -> web.StreamResponse:
         try:
@@ -99,7 +101,7 @@ class BaseApi:
     # -- shared steps -------------------------------------------------------------------------
 
     def d360(self, request: web.Request) -> Channel:
-        channel = self.fake.channel_for_key(request.headers.get("D360-API-KEY", ""))
+        channel = self.fake._channel_for_key(request.headers.get("D360-API-KEY", ""))
         if channel is None:
             raise Reply(gateway_error(401, "Invalid api key"), 401)
         limit = self.fake.gateway_limit
@@ -121,7 +123,7 @@ class BaseApi:
             if wa_id is None:
                 error = user_error(100, "Invalid parameter", "Not a phone number or WhatsApp ID.")
                 failed.append({"input": user, "errors": [error]})
-            elif not self.fake.is_engaged(channel, wa_id):
+            elif not self.fake._is_engaged(channel, wa_id):
                 error = user_error(131047, "Re-engagement required", NOT_ENGAGED)
                 failed.append({**ref(user, wa_id), "errors": [error]})
             elif wa_id not in channel.blocked and len(channel.blocked) >= (
@@ -154,7 +156,7 @@ class BaseApi:
             to, wa_id = validate_message(REQUEST_BODY.get(), cloud=cloud)
         except BodyError as err:
             raise Reply(meta_body_error(err) if cloud else on_prem_body_error(err), 400) from None
-        failure = self.fake.take_failure(wa_id)
+        failure = self.fake._take_failure(wa_id)
         if failure is not None:
             body = (
                 meta_error(failure.code, failure.message, failure.message)
@@ -184,5 +186,5 @@ class BaseApi:
             raise Reply(body, 429)
         if pair:
             channel.last_send[wa_id] = now
-        self.fake.count_send(wa_id)
+        self.fake._count_send(wa_id)
         return to, wa_id

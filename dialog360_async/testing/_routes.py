@@ -47,7 +47,7 @@ class Api(BaseApi):
     @guarded
     async def cloud_send(self, request: web.Request) -> web.StreamResponse:
         to, wa_id = self.send(request, cloud=True)
-        message_id = wamid(wa_id, self.fake.next_serial())
+        message_id = wamid(wa_id, self.fake._next_serial())
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
@@ -171,7 +171,7 @@ class Api(BaseApi):
         return channel, wa_id, body
 
     def _onprem_block(self, channel: Channel, wa_id: str, user: str) -> None:
-        if not self.fake.is_engaged(channel, wa_id):
+        if not self.fake._is_engaged(channel, wa_id):
             raise Reply(on_prem_error(2048, "Not engaged contact", NOT_ENGAGED), 400)
         if wa_id not in channel.blocked and len(channel.blocked) >= self.fake.blocklist_capacity:
             details = "The blocklist is full."
@@ -200,7 +200,7 @@ class Api(BaseApi):
             raise self._invalid("message_id must be a string.")
         if block:
             self._onprem_block(channel, wa_id, request.match_info["phone"])
-        elif not self.fake.is_engaged(channel, wa_id):
+        elif not self.fake._is_engaged(channel, wa_id):
             raise Reply(on_prem_error(2048, "Not engaged contact", NOT_ENGAGED), 400)
         return web.json_response(self._meta())
 
@@ -224,9 +224,9 @@ class Api(BaseApi):
     # -- Partner ------------------------------------------------------------------------------
 
     def _partner_channel(self, request: web.Request) -> Channel:
-        if not self.fake.partner_authorized(request):
+        if not self.fake._partner_authorized(request):
             raise Reply(partner_error("Unauthorized"), 401)
-        channel = self.fake.partner_channel(request.match_info["channel_id"])
+        channel = self.fake._partner_channel(request.match_info["channel_id"])
         if request.match_info["partner_id"] != self.fake.partner_id or channel is None:
             raise Reply(partner_error("Not found"), 404)
         return channel
