@@ -20,6 +20,8 @@ from ._models import (
 )
 from ._onprem import OnPremiseClient
 from ._partner import PartnerClient
+from ._pool import SessionPool
+from ._ratelimit import RateLimiter
 from ._results import (
     BlocklistPage,
     BlockResult,
@@ -76,10 +78,12 @@ __all__ = [
     "PermissionDeniedError",
     "Phone",
     "RateLimitError",
+    "RateLimiter",
     "RetryPolicy",
     "Secret",
     "SentMessage",
     "ServerError",
+    "SessionPool",
     "SpamRateLimitError",
     "TransportError",
     "Url",

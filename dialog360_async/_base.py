@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
@@ -42,7 +42,7 @@ class BaseClient:
         retry: RetryPolicy | None,
         rate_limit: float | RateLimiter | None,
         timeout: float | aiohttp.ClientTimeout,
-        session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None,
+        session: aiohttp.ClientSession | None,
     ) -> None:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", f"must be a RetryPolicy or None, got {retry!r}")

@@ -91,7 +91,7 @@ class Transport:
         base_url: str,
         headers: Mapping[str, str],
         timeout: float | aiohttp.ClientTimeout,
-        session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None,
+        session: aiohttp.ClientSession | None,
         send_middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
         call_middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
     ) -> None:
@@ -104,7 +104,7 @@ class Transport:
             **headers,
         }
         # A callable is a SessionPool's shared session, created inside the running loop.
-        self._session = session
+        self._session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None = session
         self._owns_session = session is None
         # Passed per request (replacing any session-level ones), so that an external session
         # works too and sends and idempotent calls get their own retry rule.
@@ -122,6 +122,11 @@ class Transport:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
             return self._session
         return session()
+
+    def borrow(self, source: Callable[[], aiohttp.ClientSession]) -> None:
+        """Use a session owned elsewhere (a SessionPool's), fetched at each request."""
+        self._session = source
+        self._owns_session = False
 
     async def close(self) -> None:
         """Close the session if this transport created it."""
