@@ -4,6 +4,7 @@ Send location and contacts messages; block, unblock, list and report users; all 
 aiohttp with retries that never duplicate a message. Start with :class:`Dialog360Client`.
 """
 
+from ._bulk import BulkSender, message_key
 from ._cloud import Dialog360Client
 from ._models import (
     Address,
@@ -19,6 +20,7 @@ from ._models import (
     Url,
 )
 from ._onprem import OnPremiseClient
+from ._outcomes import BulkStats, BulkSummary, Outcome
 from ._partner import PartnerClient
 from ._pool import SessionPool
 from ._ratelimit import RateLimiter
@@ -55,6 +57,9 @@ __all__ = [
     "Address",
     "AuthenticationError",
     "BlockResult",
+    "BulkSender",
+    "BulkStats",
+    "BulkSummary",
     "BlocklistPage",
     "Contact",
     "ContactStatus",
@@ -73,6 +78,7 @@ __all__ = [
     "NotEngagedError",
     "OnPremiseClient",
     "Org",
+    "Outcome",
     "PairRateLimitError",
     "PartnerClient",
     "PermissionDeniedError",
@@ -90,4 +96,5 @@ __all__ = [
     "UserRef",
     "ValidationError",
     "__version__",
+    "message_key",
 ]

@@ -8,11 +8,15 @@ from typing import Any, NoReturn, Self
 
 import aiohttp
 
+from ._converter import structure_response, unstructure
 from ._middleware import RetryMiddleware
+from ._models import ContactsMessage, LocationMessage, Message
 from ._ratelimit import RateLimiter
+from ._results import SentMessage
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._transport import Transport
+from ._wire import SendResponse
 from .errors import ValidationError
 
 __all__ = ["BaseClient", "secret"]
@@ -79,10 +83,36 @@ class BaseClient:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         idempotent: bool = True,
+        middlewares: tuple[aiohttp.ClientMiddlewareType, ...] | None = None,
     ) -> tuple[int, Any]:
         return await self._transport.request(
-            method, path, body=body, params=params, idempotent=idempotent
+            method, path, body=body, params=params, idempotent=idempotent, middlewares=middlewares
         )
+
+    async def _deliver(
+        self, message: Message, middlewares: tuple[aiohttp.ClientMiddlewareType, ...] | None = None
+    ) -> SentMessage:
+        """Send one message; ``middlewares`` lets the bulk sender pace and watch it."""
+        if not isinstance(message, LocationMessage | ContactsMessage):
+            raise ValidationError(
+                "message", f"must be a LocationMessage or ContactsMessage, got {message!r}"
+            )
+        path = self._messages_path
+        status, data = await self._request(
+            "POST",
+            path,
+            body=self._message_body(message),
+            idempotent=False,
+            middlewares=middlewares,
+        )
+        return structure_response(
+            data, SendResponse, status=status, request=f"POST {path}"
+        ).result()
+
+    _messages_path = "/messages"
+
+    def _message_body(self, message: Message) -> dict[str, Any]:
+        return unstructure(message)
 
     async def close(self) -> None:
         """Release the connections (an external ``session=`` is left open for its owner)."""

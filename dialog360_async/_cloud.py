@@ -14,8 +14,8 @@ from ._models import Contact, ContactsMessage, Location, LocationMessage, Messag
 from ._results import BlockResult, SentMessage, UserRef
 from ._retry import RetryPolicy
 from ._secret import Secret
-from ._wire import BlockResponse, ListResponse, SendResponse
-from .errors import APIError, ValidationError
+from ._wire import BlockResponse, ListResponse
+from .errors import APIError
 
 __all__ = ["DEFAULT_CLOUD_URL", "Dialog360Client", "block_result_from_error", "contacts_tuple"]
 
@@ -93,15 +93,12 @@ class Dialog360Client(BaseClient):
             APIError: the API refused it (see the subclasses in ``dialog360_async.errors``).
             DeliveryUnknownError: it may or may not have been sent.
         """
-        if not isinstance(message, LocationMessage | ContactsMessage):
-            raise ValidationError(
-                "message", f"must be a LocationMessage or ContactsMessage, got {message!r}"
-            )
+        return await self._deliver(message)
+
+    def _message_body(self, message: Message) -> dict[str, Any]:
         body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
         body.update(unstructure(message))
-        status, data = await self._request("POST", "/messages", body=body, idempotent=False)
-        response = structure_response(data, SendResponse, status=status, request="POST /messages")
-        return response.result()
+        return body
 
     async def send_location(self, to: str, location: Location) -> SentMessage:
         """Send a location to ``to`` (a phone number or wa_id)."""

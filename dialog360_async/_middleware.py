@@ -25,12 +25,23 @@ from .errors import (
     ServerError,
 )
 
-__all__ = ["RetryMiddleware"]
+__all__ = ["AttemptReport", "RetryMiddleware"]
 
 logger = logging.getLogger("dialog360_async")
 
 _THROUGHPUT_CODES = frozenset({130429, 80007, 4})  # slow the whole channel down
 _PAIR_BACKOFF_CAP = 256.0  # 131056: retry after 4^n s (1, 4, 16, 64, 256)
+
+
+class AttemptReport:
+    """What happened to one request across its attempts, for the bulk sender's accounting."""
+
+    __slots__ = ("attempts", "pair_limited", "started")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.started = False  # an attempt reached the network (a cancel now leaves it unknown)
+        self.pair_limited = False
 
 
 class RetryMiddleware:
@@ -41,9 +52,19 @@ class RetryMiddleware:
         idempotent: whether the request may be repeated safely after an ambiguous failure.
         budget: the client's retry budget; when it runs dry, failures surface at once.
         limiter: paces every attempt (sends only) and slows down on throughput errors.
+        report: filled in with the attempts of the one request this instance serves.
     """
 
-    __slots__ = ("_budget", "_clock", "_idempotent", "_limiter", "_policy", "_random", "_sleep")
+    __slots__ = (
+        "_budget",
+        "_clock",
+        "_idempotent",
+        "_limiter",
+        "_policy",
+        "_random",
+        "_report",
+        "_sleep",
+    )
 
     def __init__(
         self,
@@ -52,7 +73,9 @@ class RetryMiddleware:
         idempotent: bool,
         budget: RetryBudget,
         limiter: RateLimiter | None = None,
+        report: AttemptReport | None = None,
     ) -> None:
+        self._report = report
         self._policy = policy
         self._idempotent = idempotent
         self._budget = budget
@@ -74,6 +97,10 @@ class RetryMiddleware:
             attempt += 1
             if self._limiter is not None:
                 await self._limiter.acquire()
+            report = self._report
+            if report is not None:
+                report.attempts = attempt
+                report.started = True
             error: APIError | None = None
             try:
                 resp = await handler(req)
@@ -108,6 +135,8 @@ class RetryMiddleware:
             delay, taken = self._charge(delay, taken)
             if isinstance(error, PairRateLimitError):
                 pair_strikes += 1
+                if self._report is not None:
+                    self._report.pair_limited = True
             _log(described, attempt, resp.status, error.code, delay)
             if delay is None:
                 if ambiguous_before and not self._idempotent:

@@ -16,7 +16,7 @@ import aiohttp
 from . import _validation as v
 from ._base import BaseClient, secret
 from ._cloud import contacts_tuple
-from ._converter import structure_response, unstructure
+from ._converter import structure_response
 from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
 from ._results import (
     BlocklistPage,
@@ -29,7 +29,7 @@ from ._results import (
 )
 from ._retry import RetryPolicy
 from ._secret import Secret
-from ._wire import BlocklistResponse, ContactsResponse, SendResponse
+from ._wire import BlocklistResponse, ContactsResponse
 from .errors import (
     APIError,
     AuthenticationError,
@@ -83,16 +83,9 @@ class OnPremiseClient(BaseClient):
 
     async def send(self, message: Message) -> SentMessage:
         """Send a location or contacts message (On-Premise bodies carry no messaging_product)."""
-        if not isinstance(message, LocationMessage | ContactsMessage):
-            raise ValidationError(
-                "message", f"must be a LocationMessage or ContactsMessage, got {message!r}"
-            )
-        status, data = await self._request(
-            "POST", "/v1/messages", body=unstructure(message), idempotent=False
-        )
-        return structure_response(
-            data, SendResponse, status=status, request="POST /v1/messages"
-        ).result()
+        return await self._deliver(message)
+
+    _messages_path = "/v1/messages"
 
     async def send_location(self, to: str, location: Location) -> SentMessage:
         """Send a location to ``to`` (a phone number or wa_id)."""

@@ -142,6 +142,7 @@ class Transport:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         idempotent: bool,
+        middlewares: tuple[aiohttp.ClientMiddlewareType, ...] | None = None,
     ) -> tuple[int, Any]:
         """Send one request; return ``(status, parsed JSON or None)`` for a 2xx answer.
 
@@ -162,7 +163,8 @@ class Transport:
                 headers=self._headers,
                 allow_redirects=False,
                 timeout=self._timeout,
-                middlewares=self._call_middlewares if idempotent else self._send_middlewares,
+                middlewares=middlewares
+                or (self._call_middlewares if idempotent else self._send_middlewares),
             ) as resp:
                 status = resp.status
                 raw = await resp.read()

@@ -68,6 +68,7 @@ class FakeDialog360:
         engage_all: Treat every user as inside the 24h customer-service window.
         record_requests: Keep `RecordedRequest` entries in ``requests``.
         list_shape: ``GET /block_users`` item shape, "360dialog" or "meta".
+        latency: Seconds every request waits before it is handled (a slow network/server).
         host: Interface to bind; loopback by default.
         port: Port to bind; 0 picks a free one.
         clock: Monotonic clock used by every rate limiter.
@@ -86,6 +87,7 @@ class FakeDialog360:
         engage_all: bool = False,
         record_requests: bool = True,
         list_shape: Literal["360dialog", "meta"] = "360dialog",
+        latency: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -99,6 +101,7 @@ class FakeDialog360:
         self.engage_all = engage_all
         self.record_requests = record_requests
         self.list_shape: Literal["360dialog", "meta"] = list_shape
+        self.latency = latency
         self.blocklist_capacity = 64_000
         self.clock = clock
         self._host = host
@@ -339,6 +342,8 @@ class FakeDialog360:
             REQUEST_BODY.set(parsed)
             if self.record_requests:
                 self._record(request, parsed)
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
             scripted = self._take_script(request.method, request.path)
             if scripted is None:
                 response: web.StreamResponse = await handler(request)

@@ -1,0 +1,180 @@
+"""What the bulk sender reports: one Outcome per input, live BulkStats, a final BulkSummary."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import attrs
+
+from ._models import Message
+from ._results import SentMessage
+
+__all__ = ["BulkStats", "BulkSummary", "Outcome", "Status"]
+
+Status = Literal["sent", "failed", "unknown", "skipped", "cancelled"]
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """What became of one message handed to the bulk sender.
+
+    ``status`` is one of ``"sent"``; ``"failed"`` (the API refused it, or it could not be sent);
+    ``"unknown"`` (it may or may not have been delivered: never resent automatically);
+    ``"skipped"`` (already sent according to the journal); ``"cancelled"`` (taken but never
+    attempted: the run was cancelled, or its channel hit the spam limit).
+    """
+
+    message: Message
+    status: Status
+    result: SentMessage | None = None
+    error: BaseException | None = None
+    attempts: int = 0
+    """HTTP attempts made for it in this run (0 when never attempted)."""
+    key: str | None = None
+    """The journal key, when the run keeps a journal or has a key function."""
+    latency: float | None = None
+    """Seconds from the first attempt to the answer, retries included."""
+
+    @property
+    def ok(self) -> bool:
+        """True only for ``"sent"``."""
+        return self.status == "sent"
+
+
+class _Latencies:
+    """Constant-memory latency percentiles: log-spaced buckets 1 % wide from 10 µs up."""
+
+    __slots__ = ("_counts", "count")
+    _BASE = 1e-5
+    _STEP = math.log(1.01)
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        bucket = int(math.log(max(seconds, self._BASE) / self._BASE) / self._STEP)
+        self._counts[bucket] = self._counts.get(bucket, 0) + 1
+        self.count += 1
+
+    def percentile(self, q: float) -> float | None:
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for bucket in sorted(self._counts):
+            seen += self._counts[bucket]
+            if seen >= rank:
+                return self._BASE * math.exp((bucket + 0.5) * self._STEP)
+        return None  # pragma: no cover - rank never exceeds count
+
+
+@attrs.define(kw_only=True)
+class BulkStats:
+    """Live counters of a run; read them from a progress callback or another task."""
+
+    taken: int = 0
+    """Inputs consumed from the iterator so far."""
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    retries: int = 0
+    in_flight: int = 0
+    halted: dict[str, str] = attrs.Factory(dict)
+    """Channels stopped by the spam limit (131048): channel label -> reason."""
+    clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False)
+    started: float = attrs.field(default=0.0, repr=False)
+    finished: float | None = attrs.field(default=None, repr=False)
+    latencies: _Latencies = attrs.field(factory=_Latencies, repr=False)
+
+    @property
+    def done(self) -> int:
+        """Inputs that have their outcome."""
+        return self.sent + self.failed + self.unknown + self.skipped + self.cancelled
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started (until it ended)."""
+        end = self.finished if self.finished is not None else self.clock()
+        return max(0.0, end - self.started)
+
+    @property
+    def rate(self) -> float:
+        """Messages sent per second so far."""
+        elapsed = self.elapsed
+        return self.sent / elapsed if elapsed > 0 else 0.0
+
+    def count(self, outcome: Outcome) -> None:
+        """Add one outcome."""
+        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        self.retries += max(0, outcome.attempts - 1)
+        if outcome.latency is not None and outcome.status == "sent":
+            self.latencies.add(outcome.latency)
+
+    def summary(self) -> BulkSummary:
+        """Freeze the counters into a summary."""
+        return BulkSummary(
+            total=self.done,
+            sent=self.sent,
+            failed=self.failed,
+            unknown=self.unknown,
+            skipped=self.skipped,
+            cancelled=self.cancelled,
+            retries=self.retries,
+            elapsed=self.elapsed,
+            rate=self.rate,
+            p50_latency=self.latencies.percentile(0.50),
+            p99_latency=self.latencies.percentile(0.99),
+            halted=tuple(f"{k}: {v}" for k, v in self.halted.items()),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class BulkSummary:
+    """The account of a finished run: every input is in exactly one count."""
+
+    total: int
+    sent: int
+    failed: int
+    unknown: int
+    skipped: int
+    cancelled: int
+    retries: int
+    elapsed: float
+    """Seconds the run took."""
+    rate: float
+    """Messages sent per second."""
+    p50_latency: float | None
+    """Median seconds per sent message (retries included), ±1 %."""
+    p99_latency: float | None
+    halted: tuple[str, ...] = ()
+    """Channels stopped by the spam limit, with the reason."""
+
+    @property
+    def ok(self) -> bool:
+        """True when every input was sent (now or, per the journal, before)."""
+        return self.sent + self.skipped == self.total
+
+    def __str__(self) -> str:
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value * 1000:.1f} ms"
+
+        lines = [
+            f"messages:  {self.total}",
+            f"sent:      {self.sent}",
+            f"failed:    {self.failed}",
+            f"unknown:   {self.unknown}",
+            f"skipped:   {self.skipped}",
+            f"cancelled: {self.cancelled}",
+            f"retries:   {self.retries}",
+            f"elapsed:   {self.elapsed:.2f} s",
+            f"rate:      {self.rate:.1f} msg/s",
+            f"latency:   p50 {ms(self.p50_latency)}, p99 {ms(self.p99_latency)}",
+        ]
+        lines += [f"halted:    {reason}" for reason in self.halted]
+        return "\n".join(lines)
