@@ -102,18 +102,20 @@ async def test_send_all_async_iterable_and_summary() -> None:
 async def test_cancellation_accounts_for_every_consumed_input(grace: float) -> None:
     total, concurrency = 2000, 16
     outcomes: list[Outcome] = []
+    halfway = asyncio.Event()
+
+    def collect(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) >= total // 2:
+            halfway.set()
+
     async with FakeDialog360(throughput=None, record_requests=False, latency=0.002) as fake:
         async with Dialog360Client("k", base_url=fake.url) as client:
             sender = BulkSender(
-                client,
-                concurrency=concurrency,
-                rate_limit=None,
-                grace=grace,
-                on_outcome=outcomes.append,
+                client, concurrency=concurrency, rate_limit=None, grace=grace, on_outcome=collect
             )
             task = asyncio.create_task(sender.send_all(messages(total)))
-            while len(outcomes) < total // 2:
-                await asyncio.sleep(0.001)
+            await asyncio.wait_for(halfway.wait(), timeout=60)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
