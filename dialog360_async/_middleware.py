@@ -87,29 +87,59 @@ class RetryMiddleware:
     async def __call__(
         self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
+        # The fast path (a first attempt that succeeds) does as little as possible: every
+        # send goes through it. The retry loop lives in _retry.
+        started = self._clock() if self._policy.deadline is not None else 0.0
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        if self._report is not None:
+            self._report.attempts = 1
+            self._report.started = True
+        try:
+            resp = await handler(req)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure: BaseException | None = exc
+        else:
+            failure = None
+        if failure is not None:
+            # Outside the except block, so no SDK error raised later chains the aiohttp one.
+            return await self._retry(req, handler, started, failure, None)
+        if resp.status >= 300:
+            return await self._retry(req, handler, started, None, resp)
+        self._budget.on_success(0)
+        if self._limiter is not None:
+            self._limiter.on_success()
+        if logger.isEnabledFor(logging.DEBUG):
+            _log(f"{req.method} {req.url.path}", 1, resp.status, None, None)
+        return resp
+
+    async def _retry(
+        self,
+        req: aiohttp.ClientRequest,
+        handler: aiohttp.ClientHandlerType,
+        started: float,
+        exc: BaseException | None,
+        resp: aiohttp.ClientResponse | None,
+    ) -> aiohttp.ClientResponse:
         described = f"{req.method} {req.url.path}"
-        started = self._clock()
         taken = 0
         pair_strikes = 0
         ambiguous_before = False  # an earlier attempt may have been processed
-        attempt = 0
+        attempt = 1
         while True:
-            attempt += 1
-            if self._limiter is not None:
-                await self._limiter.acquire()
-            report = self._report
-            if report is not None:
-                report.attempts = attempt
-                report.started = True
-            error: APIError | None = None
-            try:
-                resp = await handler(req)
+            if exc is None:
+                assert resp is not None
+                error: APIError | None = None
                 if resp.status >= 400:
-                    # Read once; aiohttp caches the body, so the caller can read it again.
-                    error = parse_error(resp.status, await resp.read(), resp.headers, described)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                    try:
+                        # Read once; aiohttp caches the body, so the caller can read it again.
+                        body = await resp.read()
+                    except (aiohttp.ClientError, TimeoutError) as read_failure:
+                        exc = read_failure
+                    else:
+                        error = parse_error(resp.status, body, resp.headers, described)
+            if exc is not None:
                 sent, retryable = exception_phase(exc)
-                ambiguous = sent
                 delay = None
                 if retryable and (not sent or self._idempotent or self._policy.retry_ambiguous):
                     delay = self._plan(attempt, started, None)
@@ -118,34 +148,43 @@ class RetryMiddleware:
                 if delay is None:
                     if ambiguous_before and not self._idempotent:
                         raise self._unknown(described, None) from None
-                    raise
+                    raise exc
+                ambiguous_before = ambiguous_before or sent
+            else:
+                assert resp is not None
+                if error is None:  # a success after retries, or a redirect (never followed)
+                    if resp.status < 300:
+                        self._budget.on_success(taken)
+                        if self._limiter is not None:
+                            self._limiter.on_success()
+                    _log(described, attempt, resp.status, None, None)
+                    return resp
+                delay, ambiguous = self._decide(error, attempt, started, pair_strikes)
+                delay, taken = self._charge(delay, taken)
+                if isinstance(error, PairRateLimitError):
+                    pair_strikes += 1
+                    if self._report is not None:
+                        self._report.pair_limited = True
+                _log(described, attempt, resp.status, error.code, delay)
+                if delay is None:
+                    if ambiguous_before and not self._idempotent:
+                        resp.release()
+                        raise self._unknown(described, error)
+                    return resp
                 ambiguous_before = ambiguous_before or ambiguous
-                await self._sleep(delay)
-                continue
-
-            if error is None:
-                if resp.status < 300:
-                    self._budget.on_success(taken)
-                    if self._limiter is not None:
-                        self._limiter.on_success()
-                _log(described, attempt, resp.status, None, None)
-                return resp
-
-            delay, ambiguous = self._decide(error, attempt, started, pair_strikes)
-            delay, taken = self._charge(delay, taken)
-            if isinstance(error, PairRateLimitError):
-                pair_strikes += 1
-                if self._report is not None:
-                    self._report.pair_limited = True
-            _log(described, attempt, resp.status, error.code, delay)
-            if delay is None:
-                if ambiguous_before and not self._idempotent:
-                    resp.release()
-                    raise self._unknown(described, error)
-                return resp
-            ambiguous_before = ambiguous_before or ambiguous
-            resp.release()
+                resp.release()
             await self._sleep(delay)
+
+            attempt += 1
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            if self._report is not None:
+                self._report.attempts = attempt
+            exc = resp = None
+            try:
+                resp = await handler(req)
+            except (aiohttp.ClientError, TimeoutError) as failure:
+                exc = failure
 
     def _decide(
         self, error: APIError, attempt: int, started: float, pair_strikes: int

@@ -21,6 +21,7 @@ from .errors import DeliveryUnknownError, ServerError, TransportError, Validatio
 
 __all__ = ["Transport", "exception_phase", "make_timeout", "validate_base_url"]
 
+_URL_CACHE_SIZE = 64  # fixed paths only in practice; per-user On-Premise paths just miss
 USER_AGENT = f"dialog360_async/{__version__} aiohttp/{aiohttp.__version__}"
 
 
@@ -82,6 +83,7 @@ class Transport:
         "_send_middlewares",
         "_session",
         "_timeout",
+        "_urls",
         "base_url",
     )
 
@@ -97,6 +99,7 @@ class Transport:
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self._timeout = make_timeout(timeout)
+        self._urls: dict[str, URL] = {}
         self._headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -122,6 +125,15 @@ class Transport:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
             return self._session
         return session()
+
+    def _url(self, path: str) -> URL:
+        # Parsing the same URL string on every send is measurable on the hot path.
+        url = self._urls.get(path)
+        if url is None:
+            url = URL(self.base_url + path)
+            if len(self._urls) < _URL_CACHE_SIZE:
+                self._urls[path] = url
+        return url
 
     def borrow(self, source: Callable[[], aiohttp.ClientSession]) -> None:
         """Use a session owned elsewhere (a SessionPool's), fetched at each request."""
@@ -157,7 +169,7 @@ class Transport:
         try:
             async with self._get_session().request(
                 method,
-                self.base_url + path,
+                self._url(path),
                 data=data,
                 params=params,
                 headers=self._headers,

@@ -19,6 +19,7 @@ from dialog360_async import (
     Location,
     OnPremiseClient,
     PartnerClient,
+    RetryPolicy,
     Secret,
     ValidationError,
 )
@@ -72,6 +73,14 @@ async def test_key_never_in_errors_logs_or_reprs(
         dead.send_location("+16505551234", HQ),
         dead.list_blocked_users().__anext__(),
     ]
+    opted_in = Dialog360Client(
+        API_KEY,
+        base_url=fake.url,
+        retry=RetryPolicy(max_attempts=2, base_delay=0, retry_ambiguous=True),
+    )
+    clients.append(opted_in)
+    fake.script("POST", "/messages", FakeResponse(close=True), FakeResponse(status=400))
+    attempts.append(opted_in.send_location("+16505551234", HQ))
     for attempt in attempts:
         try:
             await attempt
