@@ -184,7 +184,10 @@ class OnPremiseClient(BaseClient):
                     "message_id", f"must be a non-empty string, got {message_id!r}"
                 )
             body["message_id"] = message_id
-        await self._request("POST", f"/v1/contacts/{_path(checked)}/report", body=body)
+        # Not idempotent: a second report after an ambiguous failure could file it twice.
+        await self._request(
+            "POST", f"/v1/contacts/{_path(checked)}/report", body=body, idempotent=False
+        )
 
     async def check_contacts(
         self, contacts: Iterable[str] | str, *, wait: bool = True, force_check: bool = False

@@ -125,6 +125,8 @@ async def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     assert sent + skipped + unknown == total
     assert fake.duplicates() == {}  # no recipient was sent twice across both runs
     assert unknown <= 8  # at most the in-flight sends at the kill are in doubt
-    print(f"\ncrash-resume: killed after {sent_before} sends; resumed: sent={sent} "
-          f"skipped={skipped} unknown={unknown}; server total={sum(fake.sends.values())}")
+    print(
+        f"\ncrash-resume: killed after {sent_before} sends; resumed: sent={sent} "
+        f"skipped={skipped} unknown={unknown}; server total={sum(fake.sends.values())}"
+    )
     assert sent + skipped <= sum(fake.sends.values()) <= sent + skipped + unknown
