@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
@@ -10,7 +10,7 @@ import aiohttp
 
 from ._converter import structure_response, unstructure
 from ._middleware import RetryMiddleware
-from ._models import ContactsMessage, LocationMessage, Message
+from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
 from ._ratelimit import RateLimiter
 from ._results import SentMessage
 from ._retry import RetryBudget, RetryPolicy
@@ -19,7 +19,7 @@ from ._transport import Transport
 from ._wire import SendResponse
 from .errors import ValidationError
 
-__all__ = ["BaseClient", "secret"]
+__all__ = ["AsyncClosing", "BaseClient", "MessagingClient", "secret"]
 
 _NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -33,7 +33,28 @@ def secret(value: str | Secret | None, field: str) -> Secret:
     return Secret(value)
 
 
-class BaseClient:
+class AsyncClosing:
+    """``async with`` for anything that has ``async close()``."""
+
+    __slots__ = ()
+
+    async def close(self) -> None:
+        """Release what this object holds."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class BaseClient(AsyncClosing):
     """Lifecycle shared by the three clients. Safe to share across tasks of one event loop."""
 
     __slots__ = ("_transport", "rate_limit", "retry", "retry_budget")
@@ -89,6 +110,74 @@ class BaseClient:
             method, path, body=body, params=params, idempotent=idempotent, middlewares=middlewares
         )
 
+    async def close(self) -> None:
+        """Release the connections (an external ``session=`` is left open for its owner)."""
+        await self._transport.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def __reduce__(self) -> NoReturn:
+        # A pickled client would carry its auth header in clear text.
+        raise TypeError(f"{type(self).__name__} cannot be pickled: it holds an API key")
+
+
+class MessagingClient(BaseClient):
+    """The messaging API of one channel: what the Cloud and On-Premise clients share.
+
+    Args:
+        api_key: the channel's ``D360-API-KEY``. Never shown in reprs, logs or errors.
+        base_url: API root (default: the client's 360dialog host); ``http://`` is accepted
+            for loopback hosts only.
+        retry: retry policy, or None for no retries.
+        rate_limit: messages per second for this channel (or a shared RateLimiter), or None.
+        timeout: seconds for one attempt (connect and read), or an ``aiohttp.ClientTimeout``.
+        session: an ``aiohttp.ClientSession`` to use; the client will not close it.
+    """
+
+    __slots__ = ()
+    DEFAULT_URL = ""
+    _messages_path = "/messages"
+
+    def __init__(
+        self,
+        api_key: str | Secret,
+        *,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = RetryPolicy(),
+        rate_limit: float | RateLimiter | None = None,
+        timeout: float | aiohttp.ClientTimeout = 30.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        key = secret(api_key, "api_key")
+        super().__init__(
+            base_url=self.DEFAULT_URL if base_url is None else base_url,
+            auth_headers={"D360-API-KEY": key.reveal()},
+            retry=retry,
+            rate_limit=rate_limit,
+            timeout=timeout,
+            session=session,
+        )
+
+    async def send(self, message: Message) -> SentMessage:
+        """Send a location or contacts message.
+
+        Raises:
+            ValidationError: ``message`` is not a LocationMessage or ContactsMessage.
+            APIError: the API refused it (see the subclasses in ``dialog360_async.errors``).
+            DeliveryUnknownError: it may or may not have been delivered.
+        """
+        return await self._deliver(message)
+
+    async def send_location(self, to: str, location: Location) -> SentMessage:
+        """Send a location to ``to`` (a phone number or wa_id)."""
+        return await self._deliver(LocationMessage(to=to, location=location))
+
+    async def send_contacts(self, to: str, contacts: Contact | Iterable[Contact]) -> SentMessage:
+        """Send one or more (up to 257) contact cards to ``to``."""
+        cards = (contacts,) if isinstance(contacts, Contact) else tuple(contacts)
+        return await self._deliver(ContactsMessage(to=to, contacts=cards))
+
     async def _deliver(
         self, message: Message, middlewares: tuple[aiohttp.ClientMiddlewareType, ...] | None = None
     ) -> SentMessage:
@@ -109,29 +198,5 @@ class BaseClient:
             data, SendResponse, status=status, request=f"POST {path}"
         ).result()
 
-    _messages_path = "/messages"
-
     def _message_body(self, message: Message) -> dict[str, Any]:
         return unstructure(message)
-
-    async def close(self) -> None:
-        """Release the connections (an external ``session=`` is left open for its owner)."""
-        await self._transport.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
-
-    def __reduce__(self) -> NoReturn:
-        # A pickled client would carry its auth header in clear text.
-        raise TypeError(f"{type(self).__name__} cannot be pickled: it holds an API key")

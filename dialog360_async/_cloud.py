@@ -2,35 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-import aiohttp
-
 from . import _validation as v
-from ._base import BaseClient, secret
+from ._base import MessagingClient
 from ._converter import structure_response, unstructure
-from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
-from ._results import BlockResult, SentMessage, UserRef
-from ._retry import RetryPolicy
-from ._secret import Secret
+from ._models import Message
+from ._results import BlockResult, UserRef
 from ._wire import BlockResponse, ListResponse
 from .errors import APIError
 
-__all__ = ["DEFAULT_CLOUD_URL", "Dialog360Client", "block_result_from_error", "contacts_tuple"]
+__all__ = ["DEFAULT_CLOUD_URL", "Dialog360Client", "block_in_batches"]
 
 DEFAULT_CLOUD_URL = "https://waba-v2.360dialog.io"
 _PARTIAL_BLOCK_FAILURE = 139100  # Meta: HTTP 400 with per-user results plus this top-level code
 _LIST_PAGE_SIZE = "100"
 
 
-def contacts_tuple(contacts: Contact | Iterable[Contact]) -> tuple[Contact, ...]:
-    """Accept one contact card or several."""
-    return (contacts,) if isinstance(contacts, Contact) else tuple(contacts)
+async def block_in_batches(
+    users: Iterable[str] | str,
+    send: Callable[[list[str]], Awaitable[BlockResult]],
+    *,
+    envelope: bool = False,
+) -> BlockResult:
+    """Validate ``users``, send them 1,000 per request, and add up the per-user results.
+
+    A partial failure (HTTP 400 with code 139100 and per-user lists) is a result, not an error.
+    ``envelope`` says the lists sit in the Partner API's ``data`` envelope.
+    """
+    checked = v.recipients(users)
+    total = BlockResult()
+    for start in range(0, len(checked), v.MAX_BLOCK_BATCH):
+        try:
+            total += await send(checked[start : start + v.MAX_BLOCK_BATCH])
+        except APIError as error:
+            partial = _partial_result(error, envelope)
+            if partial is None:
+                raise
+            total += partial
+    return total
 
 
-def block_result_from_error(error: APIError, envelope: bool = False) -> BlockResult | None:
-    """The per-user results inside a partial-failure 400, or None for any other error."""
+def _partial_result(error: APIError, envelope: bool) -> BlockResult | None:
     if error.code != _PARTIAL_BLOCK_FAILURE or not isinstance(error.body, dict):
         return None
     data: Any = error.body.get("data") if envelope else error.body
@@ -45,14 +59,15 @@ def block_result_from_error(error: APIError, envelope: bool = False) -> BlockRes
     return parsed.block_users.result()
 
 
-class Dialog360Client(BaseClient):
+class Dialog360Client(MessagingClient):
     """Client of the 360dialog Cloud API for one channel (phone number).
 
     Args:
         api_key: the channel's ``D360-API-KEY``. Never shown in reprs, logs or errors.
-        base_url: API root; ``http://`` is accepted for loopback hosts only.
+        base_url: API root, ``https://waba-v2.360dialog.io`` by default; ``http://`` is
+            accepted for loopback hosts only.
         retry: retry policy, or None for no retries.
-        rate_limit: messages per second for this channel, or None for no client-side limit.
+        rate_limit: messages per second for this channel (or a shared RateLimiter), or None.
         timeout: seconds for one attempt (connect and read), or an ``aiohttp.ClientTimeout``.
         session: an ``aiohttp.ClientSession`` to use; the client will not close it.
 
@@ -64,49 +79,12 @@ class Dialog360Client(BaseClient):
     """
 
     __slots__ = ()
-
-    def __init__(
-        self,
-        api_key: str | Secret,
-        *,
-        base_url: str = DEFAULT_CLOUD_URL,
-        retry: RetryPolicy | None = RetryPolicy(),
-        rate_limit: float | None = None,
-        timeout: float | aiohttp.ClientTimeout = 30.0,
-        session: aiohttp.ClientSession | None = None,
-    ) -> None:
-        key = secret(api_key, "api_key")
-        super().__init__(
-            base_url=base_url,
-            auth_headers={"D360-API-KEY": key.reveal()},
-            retry=retry,
-            rate_limit=rate_limit,
-            timeout=timeout,
-            session=session,
-        )
-
-    async def send(self, message: Message) -> SentMessage:
-        """Send a location or contacts message.
-
-        Raises:
-            ValidationError: ``message`` is not a LocationMessage or ContactsMessage.
-            APIError: the API refused it (see the subclasses in ``dialog360_async.errors``).
-            DeliveryUnknownError: it may or may not have been sent.
-        """
-        return await self._deliver(message)
+    DEFAULT_URL = DEFAULT_CLOUD_URL
 
     def _message_body(self, message: Message) -> dict[str, Any]:
         body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
         body.update(unstructure(message))
         return body
-
-    async def send_location(self, to: str, location: Location) -> SentMessage:
-        """Send a location to ``to`` (a phone number or wa_id)."""
-        return await self.send(LocationMessage(to=to, location=location))
-
-    async def send_contacts(self, to: str, contacts: Contact | Iterable[Contact]) -> SentMessage:
-        """Send one or more (up to 257) contact cards to ``to``."""
-        return await self.send(ContactsMessage(to=to, contacts=contacts_tuple(contacts)))
 
     async def block_users(self, users: Iterable[str] | str) -> BlockResult:
         """Block users (who must have written in the last 24 hours), 1,000 per request.
@@ -114,31 +92,19 @@ class Dialog360Client(BaseClient):
         Users that could not be blocked are in ``BlockResult.failed``; this does not raise for
         them.
         """
-        return await self._block("POST", users)
+        return await block_in_batches(users, lambda chunk: self._block("POST", chunk))
 
     async def unblock_users(self, users: Iterable[str] | str) -> BlockResult:
         """Unblock users, 1,000 per request."""
-        return await self._block("DELETE", users)
+        return await block_in_batches(users, lambda chunk: self._block("DELETE", chunk))
 
-    async def _block(self, method: str, users: Iterable[str] | str) -> BlockResult:
-        checked = v.recipients(users)
-        total = BlockResult()
-        for start in range(0, len(checked), v.MAX_BLOCK_BATCH):
-            chunk = checked[start : start + v.MAX_BLOCK_BATCH]
-            body = {"messaging_product": "whatsapp", "block_users": [{"user": u} for u in chunk]}
-            try:
-                status, data = await self._request(method, "/block_users", body=body)
-            except APIError as error:
-                partial = block_result_from_error(error)
-                if partial is None:
-                    raise
-                total += partial
-                continue
-            parsed = structure_response(
-                data, BlockResponse, status=status, request=f"{method} /block_users"
-            )
-            total += parsed.block_users.result()
-        return total
+    async def _block(self, method: str, users: list[str]) -> BlockResult:
+        body = {"messaging_product": "whatsapp", "block_users": [{"user": u} for u in users]}
+        status, data = await self._request(method, "/block_users", body=body)
+        parsed = structure_response(
+            data, BlockResponse, status=status, request=f"{method} /block_users"
+        )
+        return parsed.block_users.result()
 
     async def list_blocked_users(self) -> AsyncIterator[UserRef]:
         """Every blocked user, following the paging cursors to the end."""

@@ -11,24 +11,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-
 from . import _validation as v
-from ._base import BaseClient, secret
-from ._cloud import contacts_tuple
+from ._base import MessagingClient
 from ._converter import structure_response
-from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
 from ._results import (
     BlocklistPage,
     BlockResult,
     ContactStatus,
     ErrorDetail,
     FailedUser,
-    SentMessage,
     UserRef,
 )
-from ._retry import RetryPolicy
-from ._secret import Secret
 from ._wire import BlocklistResponse, ContactsResponse
 from .errors import (
     APIError,
@@ -52,48 +45,17 @@ def _fails_whole_call(error: APIError) -> bool:
     )
 
 
-class OnPremiseClient(BaseClient):
+class OnPremiseClient(MessagingClient):
     """Client of the 360dialog On-Premise API for one channel.
 
-    Takes the same arguments as :class:`Dialog360Client`. Per-user block and unblock failures
-    (e.g. 2048, not engaged) land in ``BlockResult.failed``; they do not raise.
+    Takes the same arguments as :class:`Dialog360Client`; ``base_url`` defaults to
+    ``https://waba.360dialog.io``. Per-user block and unblock failures (e.g. 2048, not engaged)
+    land in ``BlockResult.failed``; they do not raise.
     """
 
     __slots__ = ()
-
-    def __init__(
-        self,
-        api_key: str | Secret,
-        *,
-        base_url: str = DEFAULT_ON_PREMISE_URL,
-        retry: RetryPolicy | None = RetryPolicy(),
-        rate_limit: float | None = None,
-        timeout: float | aiohttp.ClientTimeout = 30.0,
-        session: aiohttp.ClientSession | None = None,
-    ) -> None:
-        key = secret(api_key, "api_key")
-        super().__init__(
-            base_url=base_url,
-            auth_headers={"D360-API-KEY": key.reveal()},
-            retry=retry,
-            rate_limit=rate_limit,
-            timeout=timeout,
-            session=session,
-        )
-
-    async def send(self, message: Message) -> SentMessage:
-        """Send a location or contacts message (On-Premise bodies carry no messaging_product)."""
-        return await self._deliver(message)
-
+    DEFAULT_URL = DEFAULT_ON_PREMISE_URL
     _messages_path = "/v1/messages"
-
-    async def send_location(self, to: str, location: Location) -> SentMessage:
-        """Send a location to ``to`` (a phone number or wa_id)."""
-        return await self.send(LocationMessage(to=to, location=location))
-
-    async def send_contacts(self, to: str, contacts: Contact | Iterable[Contact]) -> SentMessage:
-        """Send one or more (up to 257) contact cards to ``to``."""
-        return await self.send(ContactsMessage(to=to, contacts=contacts_tuple(contacts)))
 
     async def block_users(
         self, users: Iterable[str] | str, *, reason: str | None = None

@@ -10,15 +10,14 @@ from urllib.parse import quote
 
 import aiohttp
 
-from . import _validation as v
 from ._base import BaseClient, secret
-from ._cloud import block_result_from_error
+from ._cloud import block_in_batches
 from ._converter import structure_response
 from ._results import BlockResult, UserRef
 from ._retry import RetryPolicy
 from ._secret import Secret
 from ._wire import PartnerBlockEnvelope, PartnerListEnvelope
-from .errors import APIError, ValidationError
+from .errors import ValidationError
 
 __all__ = ["DEFAULT_PARTNER_URL", "PartnerClient"]
 
@@ -74,24 +73,16 @@ class PartnerClient(BaseClient):
 
     async def _block(self, method: str, channel_id: str, users: Iterable[str] | str) -> BlockResult:
         path = self._path(channel_id)
-        checked = v.recipients(users)
-        total = BlockResult()
-        for start in range(0, len(checked), v.MAX_BLOCK_BATCH):
-            chunk = checked[start : start + v.MAX_BLOCK_BATCH]
+
+        async def send(chunk: list[str]) -> BlockResult:
             body = {"block_users": [{"user": u} for u in chunk]}
-            try:
-                status, data = await self._request(method, path, body=body)
-            except APIError as error:
-                partial = block_result_from_error(error, envelope=True)
-                if partial is None:
-                    raise
-                total += partial
-                continue
+            status, data = await self._request(method, path, body=body)
             parsed = structure_response(
                 data, PartnerBlockEnvelope, status=status, request=f"{method} {path}"
             )
-            total += parsed.data.block_users.result()
-        return total
+            return parsed.data.block_users.result()
+
+        return await block_in_batches(users, send, envelope=True)
 
     async def list_blocked_users(self, channel_id: str) -> AsyncIterator[UserRef]:
         """Every blocked user of a channel (the Partner API documents no paging)."""

@@ -6,12 +6,11 @@ pool of keep-alive connections is cheaper than a session per key.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
-from ._base import BaseClient, secret
+from ._base import AsyncClosing, BaseClient, secret
 from ._cloud import Dialog360Client
 from ._onprem import OnPremiseClient
 from ._secret import Secret
@@ -23,7 +22,7 @@ __all__ = ["SessionPool"]
 _C = TypeVar("_C", Dialog360Client, OnPremiseClient)
 
 
-class SessionPool:
+class SessionPool(AsyncClosing):
     """Shared connections for many channels; ``async with SessionPool() as pool:`` closes all.
 
     Args:
@@ -114,17 +113,6 @@ class SessionPool:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"SessionPool(clients={len(self._clients)}, closed={self._closed})"
