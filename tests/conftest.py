@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +41,17 @@ async def partner(fake: FakeDialog360) -> AsyncIterator[PartnerClient]:
         partner_id="examplePA", api_key=PARTNER_KEY, base_url=fake.partner_url, retry=None
     ) as client:
         yield client
+
+
+def run_user_tests(directory: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as a user's test file with pytest in an empty directory, so only the
+    installed plugin (not our conftest) provides fixtures."""
+    (directory / "test_user.py").write_text(source)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

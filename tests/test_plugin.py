@@ -3,9 +3,9 @@ our conftest, in a separate pytest run in an empty directory."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from .conftest import run_user_tests
 
 USER_TEST = """
 import pytest
@@ -32,14 +32,6 @@ async def test_blocking_needs_engagement(dialog360_fake, dialog360_client):
 
 
 def test_fixtures_work_as_an_installed_plugin(tmp_path: Path) -> None:
-    (tmp_path / "test_user.py").write_text(USER_TEST)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_user_tests(tmp_path, USER_TEST)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout

@@ -13,6 +13,8 @@ import pytest
 
 from dialog360_async.testing import FakeDialog360
 
+from .conftest import run_user_tests
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 RUNNABLE = [b for b in BLOCKS if "asyncio.run(main())" in b]
@@ -59,14 +61,6 @@ async def test_quickstart_runs(code: str, tmp_path: Path) -> None:
 
 
 def test_pytest_example_runs_as_a_users_test(tmp_path: Path) -> None:
-    (tmp_path / "test_example.py").write_text(PYTEST_EXAMPLES[0])
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_user_tests(tmp_path, PYTEST_EXAMPLES[0])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
