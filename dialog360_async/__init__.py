@@ -6,6 +6,7 @@ aiohttp with retries that never duplicate a message. Start with :class:`Dialog36
 
 from ._bulk import BulkSender, message_key
 from ._cloud import Dialog360Client
+from ._journal import Ledger
 from ._models import (
     Address,
     Contact,
@@ -23,7 +24,7 @@ from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome
 from ._partner import PartnerClient
 from ._pool import SessionPool
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter
 from ._results import (
     BlocklistPage,
     BlockResult,
@@ -71,6 +72,8 @@ __all__ = [
     "ErrorDetail",
     "FailedUser",
     "InvalidParameterError",
+    "Ledger",
+    "Limiter",
     "Location",
     "LocationMessage",
     "Message",

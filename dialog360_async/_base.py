@@ -11,7 +11,7 @@ import aiohttp
 from ._converter import structure_response, unstructure
 from ._middleware import RetryMiddleware
 from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter
 from ._results import SentMessage
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
@@ -31,6 +31,18 @@ def secret(value: str | Secret | None, field: str) -> Secret:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(field, "must be a non-empty string")
     return Secret(value)
+
+
+def _limiter(rate_limit: object) -> Limiter | None:
+    if rate_limit is None:
+        return None
+    if isinstance(rate_limit, int | float) and not isinstance(rate_limit, bool):
+        return RateLimiter(rate_limit)
+    if callable(getattr(rate_limit, "acquire", None)):
+        return rate_limit  # type: ignore[return-value]
+    raise ValidationError(
+        "rate_limit", f"must be messages per second, a Limiter or None, got {rate_limit!r}"
+    )
 
 
 class AsyncClosing:
@@ -65,16 +77,14 @@ class BaseClient(AsyncClosing):
         base_url: str,
         auth_headers: Mapping[str, str],
         retry: RetryPolicy | None,
-        rate_limit: float | RateLimiter | None,
+        rate_limit: float | Limiter | None,
         timeout: float | aiohttp.ClientTimeout,
         session: aiohttp.ClientSession | None,
     ) -> None:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", f"must be a RetryPolicy or None, got {retry!r}")
-        if rate_limit is not None and not isinstance(rate_limit, RateLimiter):
-            rate_limit = RateLimiter(rate_limit)
         self.retry = retry
-        self.rate_limit = rate_limit
+        self.rate_limit = _limiter(rate_limit)
         self.retry_budget = RetryBudget()
         # retry=None still runs the middleware, with one attempt, for its per-attempt logging.
         policy = retry if retry is not None else _NO_RETRY
@@ -85,7 +95,7 @@ class BaseClient(AsyncClosing):
             session=session,
             send_middlewares=(
                 RetryMiddleware(
-                    policy, idempotent=False, budget=self.retry_budget, limiter=rate_limit
+                    policy, idempotent=False, budget=self.retry_budget, limiter=self.rate_limit
                 ),
             ),
             call_middlewares=(RetryMiddleware(policy, idempotent=True, budget=self.retry_budget),),
@@ -130,7 +140,7 @@ class MessagingClient(BaseClient):
         base_url: API root (default: the client's 360dialog host); ``http://`` is accepted
             for loopback hosts only.
         retry: retry policy, or None for no retries.
-        rate_limit: messages per second for this channel (or a shared RateLimiter), or None.
+        rate_limit: messages per second for this channel (or a shared Limiter), or None.
         timeout: seconds for one attempt (connect and read), or an ``aiohttp.ClientTimeout``.
         session: an ``aiohttp.ClientSession`` to use; the client will not close it.
     """
@@ -145,7 +155,7 @@ class MessagingClient(BaseClient):
         *,
         base_url: str | None = None,
         retry: RetryPolicy | None = RetryPolicy(),
-        rate_limit: float | RateLimiter | None = None,
+        rate_limit: float | Limiter | None = None,
         timeout: float | aiohttp.ClientTimeout = 30.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:

@@ -29,12 +29,12 @@ import aiohttp
 from . import _json
 from ._cloud import Dialog360Client
 from ._converter import unstructure
-from ._journal import Journal
+from ._journal import Journal, Ledger
 from ._middleware import AttemptReport, RetryMiddleware
 from ._models import ContactsMessage, LocationMessage, Message
 from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome, Status
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter
 from ._retry import PairBackoff, RetryPolicy
 from .errors import (
     DeliveryUnknownError,
@@ -72,7 +72,9 @@ class _Channel:
         self.label = label
         # A client with its own limiter keeps it: it is the channel's limit for every caller.
         own = client.rate_limit
-        self.limiter = own if own is not None else (RateLimiter(rate) if rate else None)
+        self.limiter: Limiter | None = (
+            own if own is not None else (RateLimiter(rate) if rate else None)
+        )
         self.pair = PairBackoff()
         self.policy = client.retry or _NO_RETRY
         self.halted: SpamRateLimitError | None = None
@@ -103,8 +105,9 @@ class BulkSender:
         concurrency: requests in flight at once.
         rate_limit: messages per second per channel (WhatsApp's default is 80); None or 0
             for no limit. A client built with its own ``rate_limit`` keeps that one.
-        journal: path of a JSONL journal; running again with the same file resumes: sent
-            messages are ``"skipped"``, those in doubt ``"unknown"`` (never resent).
+        journal: path of a JSONL journal (or any :class:`Ledger`); running again with the same
+            journal resumes: sent messages are ``"skipped"``, those in doubt ``"unknown"``
+            (never resent).
         key: the journal key of a message (default :func:`message_key`); must be unique.
         on_outcome: called with every outcome, including those recorded while a cancelled
             run shuts down (which ``run`` can no longer yield).
@@ -119,7 +122,7 @@ class BulkSender:
         *,
         concurrency: int = 32,
         rate_limit: float | None = 80.0,
-        journal: str | os.PathLike[str] | None = None,
+        journal: str | os.PathLike[str] | Ledger | None = None,
         key: Callable[[Message], str] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
         grace: float = 10.0,
@@ -132,7 +135,7 @@ class BulkSender:
             raise ValidationError("rate_limit", f"must be >= 0 or None, got {rate_limit!r}")
         self.concurrency = concurrency
         self.rate_limit = rate_limit or None
-        self.journal_path = journal
+        self.journal = journal
         self._key = key if key is not None else (message_key if journal is not None else None)
         self._on_outcome = on_outcome
         self._grace = grace
@@ -140,7 +143,7 @@ class BulkSender:
         self._clock = clock
         self._default = None if client is None else self._channel_for(client, {})
         self._channels: dict[int, _Channel] = {}
-        self._journal: Journal | None = None
+        self._ledger: Ledger | None = None
         self.stats = BulkStats(clock=clock)
 
     def _channel_for(self, client: Sender, channels: dict[int, _Channel]) -> _Channel:
@@ -178,7 +181,8 @@ class BulkSender:
         """
         self.stats = BulkStats(clock=self._clock, started=self._clock())
         self._channels = {} if self._default is None else {id(self._default.client): self._default}
-        self._journal = Journal(self.journal_path) if self.journal_path is not None else None
+        journal = self.journal
+        self._ledger = Journal(journal) if isinstance(journal, str | os.PathLike) else journal
         run = _Run(self.concurrency * 2)
         producer = asyncio.create_task(self._produce(run, messages))
         workers = [asyncio.create_task(self._work(run)) for _ in range(self.concurrency)]
@@ -198,8 +202,8 @@ class BulkSender:
             if not finished:
                 await self._shutdown(run, producer, workers)
             self.stats.finished = self._clock()
-            if self._journal is not None:
-                await self._journal.close()
+            if self._ledger is not None:
+                await self._ledger.close()
         if run.error is not None:
             raise run.error
 
@@ -242,13 +246,6 @@ class BulkSender:
             key = self._key(message) if self._key is not None else None
         except Exception as exc:  # a bad item is one failed outcome, not a failed run
             return Outcome(message=message, status="failed", error=exc)
-        if key is not None and self._journal is not None:
-            entry = self._journal.entries.get(key)
-            if entry is not None and entry.state == "sent":
-                return Outcome(message=message, status="skipped", key=key)
-            if entry is not None and entry.state in ("attempting", "unknown"):
-                error = DeliveryUnknownError("in doubt since an earlier run (journal); not resent")
-                return Outcome(message=message, status="unknown", error=error, key=key)
         return _Job(channel, message, key)
 
     async def _work(self, run: _Run) -> None:
@@ -265,7 +262,8 @@ class BulkSender:
         if channel.halted is not None:
             return _cancelled(job, channel.halted)
         report = AttemptReport()
-        journal = self._journal if job.key is not None else None
+        ledger = self._ledger if job.key is not None else None
+        claimed = False
         self.stats.in_flight += 1
         try:
             wait = channel.pair.wait_time(job.message.to)
@@ -278,15 +276,19 @@ class BulkSender:
                 limiter=channel.limiter,
                 report=report,
             )
-            if journal is not None:
-                journal.attempting(job.key)  # type: ignore[arg-type]
+            if ledger is not None and job.key is not None:
+                prior = await ledger.claim(job.key)
+                if prior is not None:
+                    return _prior(job, prior)
+                claimed = True
             started = self._clock()
             result = await channel.client._deliver(job.message, (middleware,))
             latency = self._clock() - started
         except asyncio.CancelledError:
             outcome = self._interrupted(job, report)
-            self._record(journal, outcome)
             self._account(outcome)
+            if claimed:
+                await asyncio.shield(_settle(ledger, outcome))
             raise
         except Exception as exc:
             outcome = self._failed(job, exc, report)
@@ -301,27 +303,13 @@ class BulkSender:
             )
         finally:
             self.stats.in_flight -= 1
-        self._record(journal, outcome)
+        if claimed:
+            await _settle(ledger, outcome)
         if report.pair_limited:
             channel.pair.penalize(job.message.to)
         elif outcome.ok:
             channel.pair.clear(job.message.to)
         return outcome
-
-    @staticmethod
-    def _record(journal: Journal | None, outcome: Outcome) -> None:
-        if journal is None or outcome.key is None:
-            return
-        entry = journal.entries.get(outcome.key)
-        if entry is None or entry.state != "attempting":
-            return  # nothing was written for it in this run
-        result = outcome.result
-        journal.result(
-            outcome.key,
-            "sent" if outcome.status == "skipped" else outcome.status,
-            message_id=result.message_id if result is not None else None,
-            code=getattr(outcome.error, "code", None),
-        )
 
     def _failed(self, job: _Job, exc: Exception, report: AttemptReport) -> Outcome:
         status: Status = "unknown" if isinstance(exc, DeliveryUnknownError) else "failed"
@@ -377,6 +365,25 @@ class BulkSender:
         for task in pending:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def _settle(ledger: Ledger | None, outcome: Outcome) -> None:
+    if ledger is None or outcome.key is None:
+        return
+    result = outcome.result
+    await ledger.settle(
+        outcome.key,
+        "sent" if outcome.status == "skipped" else outcome.status,
+        message_id=result.message_id if result is not None else None,
+        code=getattr(outcome.error, "code", None),
+    )
+
+
+def _prior(job: _Job, state: str) -> Outcome:
+    if state == "sent":
+        return Outcome(message=job.message, status="skipped", key=job.key)
+    error = DeliveryUnknownError(f"in doubt since an earlier attempt ({state}); not resent")
+    return Outcome(message=job.message, status="unknown", error=error, key=job.key)
 
 
 def _cancelled(job: _Job, error: BaseException | None) -> Outcome:

@@ -67,7 +67,7 @@ class Dialog360Client(MessagingClient):
         base_url: API root, ``https://waba-v2.360dialog.io`` by default; ``http://`` is
             accepted for loopback hosts only.
         retry: retry policy, or None for no retries.
-        rate_limit: messages per second for this channel (or a shared RateLimiter), or None.
+        rate_limit: messages per second for this channel (or a shared Limiter), or None.
         timeout: seconds for one attempt (connect and read), or an ``aiohttp.ClientTimeout``.
         session: an ``aiohttp.ClientSession`` to use; the client will not close it.
 

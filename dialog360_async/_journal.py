@@ -13,11 +13,39 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-__all__ = ["Journal", "JournalEntry"]
+__all__ = ["Journal", "JournalEntry", "Ledger"]
 
 State = Literal["attempting", "sent", "failed", "unknown", "cancelled"]
+
+
+class Ledger(Protocol):
+    """Where the bulk sender records what it sends, so a message is never sent twice.
+
+    The JSONL :class:`Journal` is one; the distributed extra keeps one in Redis for many
+    workers.
+    """
+
+    async def claim(self, key: str) -> str | None:
+        """Reserve ``key`` for one send attempt.
+
+        Returns:
+            None to go ahead; ``"sent"`` if it was sent already (skip it); any other state if
+            it is in doubt (report it ``unknown``, never resend it blindly).
+        """
+        ...
+
+    async def settle(
+        self, key: str, state: State, *, message_id: str | None = None, code: int | None = None
+    ) -> None:
+        """Record the outcome of a claimed key; ``"cancelled"`` and ``"failed"`` free it."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release."""
+        ...
+
 
 # Flush every record (a killed process loses nothing the OS has); fsync in batches, because
 # one fsync per message would cap a broadcast at the disk's sync rate.
@@ -73,6 +101,20 @@ class Journal:
                 if isinstance(key, str) and state in _STATES:
                     entries[key] = JournalEntry(state, record.get("id"))
         return entries
+
+    async def claim(self, key: str) -> str | None:
+        """Write ``attempting`` for ``key`` unless it was sent or is in doubt (see Ledger)."""
+        entry = self.entries.get(key)
+        if entry is not None and entry.state in ("sent", "attempting", "unknown"):
+            return entry.state
+        self.attempting(key)
+        return None
+
+    async def settle(
+        self, key: str, state: State, *, message_id: str | None = None, code: int | None = None
+    ) -> None:
+        """Write the result of ``key``."""
+        self.result(key, state, message_id=message_id, code=code)
 
     def attempting(self, key: str) -> None:
         """Record that ``key`` is about to be sent."""

@@ -14,7 +14,7 @@ import logging
 import aiohttp
 
 from ._error_parser import parse_error
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter
 from ._retry import RetryBudget, RetryPolicy
 from ._transport import exception_phase
 from .errors import (
@@ -72,7 +72,7 @@ class RetryMiddleware:
         *,
         idempotent: bool,
         budget: RetryBudget,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         report: AttemptReport | None = None,
     ) -> None:
         self._report = report

@@ -13,10 +13,11 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from .errors import ValidationError
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limiter", "RateLimiter"]
 
 # Throttle errors from sends already in flight arrive together; count them as one signal.
 _CUT_WINDOW = 1.0
@@ -33,6 +34,25 @@ def _positive(field: str, value: object) -> float:
     if not 0 < value < math.inf:
         raise ValidationError(f"RateLimiter.{field}", f"must be finite and > 0, got {value!r}")
     return float(value)
+
+
+class Limiter(Protocol):
+    """What a client and the bulk sender need from a rate limiter.
+
+    :class:`RateLimiter` is the local one; the distributed extra shares one through Redis.
+    """
+
+    async def acquire(self) -> None:
+        """Wait for one permit."""
+        ...
+
+    def slow_down(self, factor: float = 0.7) -> None:
+        """Lower the rate after a throughput error (130429)."""
+        ...
+
+    def on_success(self) -> None:
+        """Note a successful send (the rate may recover)."""
+        ...
 
 
 class RateLimiter:

@@ -231,3 +231,53 @@ async def test_pair_limit_spaces_that_recipient(monkeypatch: pytest.MonkeyPatch)
 def test_arguments_validated(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         BulkSender(**kwargs)
+
+
+class CountingLimiter:
+    """A Limiter of our own: the client and the sender only need the protocol."""
+
+    def __init__(self) -> None:
+        self.acquired = self.cuts = self.successes = 0
+
+    async def acquire(self) -> None:
+        self.acquired += 1
+
+    def slow_down(self, factor: float = 0.7) -> None:
+        self.cuts += 1
+
+    def on_success(self) -> None:
+        self.successes += 1
+
+
+class MemoryLedger:
+    """A Ledger of our own, as the distributed extra keeps one in Redis."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, str] = {}
+
+    async def claim(self, key: str) -> str | None:
+        prior = self.states.get(key)
+        if prior in ("sent", "attempting", "unknown"):
+            return prior
+        self.states[key] = "attempting"
+        return None
+
+    async def settle(self, key: str, state: str, **_: Any) -> None:
+        self.states[key] = state
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_custom_limiter_and_ledger() -> None:
+    limiter, ledger = CountingLimiter(), MemoryLedger()
+    async with FakeDialog360(throughput=None) as fake:
+        fake.script("POST", "/messages", FakeResponse(status=429, json=meta(130429)))
+        async with Dialog360Client("k", base_url=fake.url, retry=FAST, rate_limit=limiter) as c:
+            first = await BulkSender(c, journal=ledger).send_all(messages(20))
+            second = await BulkSender(c, journal=ledger).send_all(messages(25))
+    assert (first.sent, second.skipped, second.sent) == (20, 20, 5)
+    assert limiter.acquired == 26  # one per attempt: 25 sends + 1 retry
+    assert (limiter.cuts, limiter.successes) == (1, 25)
+    assert set(ledger.states.values()) == {"sent"}
+    assert fake.duplicates() == {}
