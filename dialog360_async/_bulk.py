@@ -81,12 +81,13 @@ class _Channel:
 
 
 class _Job:
-    __slots__ = ("channel", "key", "message")
+    __slots__ = ("channel", "key", "message", "report")
 
     def __init__(self, channel: _Channel, message: Message, key: str | None) -> None:
         self.channel = channel
         self.message = message
         self.key = key
+        self.report = AttemptReport()
 
 
 class _Run:
@@ -94,6 +95,7 @@ class _Run:
         self.queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=size)
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=size)
         self.live = True  # someone is reading `out`
+        self.current: dict[asyncio.Task[Any] | None, _Job] = {}  # worker -> its job
         self.error: BaseException | None = None
 
 
@@ -255,13 +257,17 @@ class BulkSender:
                 if run.live:
                     await run.out.put(_DONE)
                 return
-            await self._emit(run, await self._attempt(job))
+            worker = asyncio.current_task()
+            run.current[worker] = job
+            outcome = await self._attempt(job)
+            del run.current[worker]
+            await self._emit(run, outcome)
 
     async def _attempt(self, job: _Job) -> Outcome:
         channel = job.channel
         if channel.halted is not None:
             return _cancelled(job, channel.halted)
-        report = AttemptReport()
+        report = job.report
         ledger = self._ledger if job.key is not None else None
         claimed = False
         self.stats.in_flight += 1
@@ -361,6 +367,10 @@ class BulkSender:
             run.out.get_nowait()
         for _ in workers:
             run.queue.put_nowait(None)
+        for task in workers:
+            job = run.current.get(task)
+            if job is not None and not job.report.started:
+                task.cancel()  # still waiting for a permit: nothing was sent, so no grace
         _, pending = await asyncio.wait(workers, timeout=self._grace)
         for task in pending:
             task.cancel()

@@ -281,3 +281,27 @@ async def test_custom_limiter_and_ledger() -> None:
     assert (limiter.cuts, limiter.successes) == (1, 25)
     assert set(ledger.states.values()) == {"sent"}
     assert fake.duplicates() == {}
+
+
+async def test_cancel_does_not_send_what_waits_for_a_permit() -> None:
+    outcomes: list[Outcome] = []
+    two_done = asyncio.Event()
+
+    def collect(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 2:
+            two_done.set()
+
+    async with FakeDialog360(throughput=None) as fake, Dialog360Client("k", base_url=fake.url) as c:
+        sender = BulkSender(c, concurrency=8, rate_limit=5.0, grace=10.0, on_outcome=collect)
+        task = asyncio.create_task(sender.send_all(messages(100)))
+        await asyncio.wait_for(two_done.wait(), timeout=30)
+        sent_at_cancel = sum(fake.sends.values())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        sent_after = sum(fake.sends.values())
+    # Workers queued behind the 5 msg/s limiter had sent nothing: cancelled at once, no grace.
+    assert sent_after - sent_at_cancel <= 1
+    assert sender.stats.cancelled >= 8
+    assert sender.stats.done == sender.stats.taken

@@ -1,0 +1,329 @@
+"""Input files of the ``dialog360`` tool: contact cards and broadcast lists (JSONL or CSV).
+
+Everything is checked strictly against the wire shape (unknown keys, wrong types, missing fields)
+before the models validate their values, so a typo in line 9,000 is reported as
+``file:9000: reason`` instead of being dropped or coerced silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import tempfile
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, NamedTuple, Self
+
+import attrs
+import cattrs
+
+from ._converter import structure
+from ._models import Contact, ContactsMessage, Location, LocationMessage, Message, Name, Phone
+from .errors import ValidationError
+
+__all__ = ["InputError", "MessageSource", "Row", "load_contacts", "parse_contacts"]
+
+# Wire keys a message line may carry besides its payload; "key" is the journal key.
+_MESSAGE_EXTRAS = frozenset({"key", "type", "messaging_product", "recipient_type"})
+_LOCATION_COLUMNS = ("to", "latitude", "longitude", "name", "address")
+_CONTACT_COLUMNS = ("to", "formatted_name", "first_name", "last_name", "phone")
+_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+class InputError(Exception):
+    """A bad input line, shown as ``source:line: reason``."""
+
+    def __init__(self, source: str, line: int | None, reason: str) -> None:
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {reason}")
+
+
+class Row(NamedTuple):
+    """One validated input line: its number, the message and its journal key, if given."""
+
+    line: int
+    message: Message
+    key: str | None
+
+
+# -- strict wire-shape check ----------------------------------------------------------------
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check(value: Any, hint: Any, path: str) -> None:
+    """Raise ValueError(``path: reason``) unless ``value`` has the JSON shape of ``hint``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        options = [h for h in typing.get_args(hint) if h is not type(None)]
+        if value is not None:
+            _check(value, options[0], path)
+        return
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise ValueError(f"{path}: must be a list, got {_kind(value)}")
+        for i, item in enumerate(value):
+            _check(item, typing.get_args(hint)[0], f"{path}[{i}]")
+        return
+    if attrs.has(hint):
+        _check_object(value, hint, path)
+        return
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{path}: must be a number, got {_kind(value)}")
+    elif hint is str and not isinstance(value, str):
+        raise ValueError(f"{path}: must be a string, got {_kind(value)}")
+
+
+def _check_object(
+    value: Any, cls: type[Any], path: str, extras: frozenset[str] = frozenset()
+) -> None:
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: must be an object, got {_kind(value)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in attrs.fields(cls) if f.init}
+    unknown = [name for name in value if name not in fields and name not in extras]
+    for name, field in fields.items():
+        if name in value:
+            _check(value[name], hints[name], f"{path}.{name}")
+        elif field.default is attrs.NOTHING:
+            # A misspelt key shows up as both; naming the two says what to fix.
+            hint = f" (unknown key {unknown[0]!r})" if unknown else ""
+            raise ValueError(f"{path}: missing {name!r}{hint}")
+    if unknown:
+        raise ValueError(f"{path}: unknown key {unknown[0]!r}")
+
+
+def _model_error(exc: BaseException) -> str:
+    """The first model rule a structuring error broke, in one line."""
+    if isinstance(exc, ValidationError):
+        return str(exc)
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _model_error(inner)
+            if found:
+                return found
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc))
+    return ""
+
+
+def _build(data: Any, cls: type[Any], path: str) -> Any:
+    _check_object(data, cls, path, _MESSAGE_EXTRAS if path == "$" else frozenset())
+    try:
+        return structure(data, cls)
+    except (ValidationError, cattrs.BaseValidationError) as exc:
+        raise ValueError(_model_error(exc) or type(exc).__name__) from None
+
+
+def parse_contacts(data: Any) -> list[Contact]:
+    """Contact cards from decoded JSON: one contact object or a list of them.
+
+    Raises:
+        ValueError: the shape or a value is wrong; the text says where.
+    """
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ValueError("$: needs at least one contact")
+    return [
+        _build(item, Contact, "$" if item is data else f"$[{i}]") for i, item in enumerate(items)
+    ]
+
+
+def load_contacts(path: str) -> list[Contact]:
+    """Read ``send-contacts --file``: one contact object or a list, as JSON (``-`` = stdin).
+
+    Raises:
+        InputError: the file is not JSON, or not contacts in the wire shape.
+        OSError: the file cannot be read.
+    """
+    name = "<stdin>" if path == "-" else path
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    try:
+        return parse_contacts(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise InputError(name, exc.lineno, f"not valid JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise InputError(name, None, str(exc)) from None
+
+
+# -- JSONL ----------------------------------------------------------------------------------
+
+
+def _message(data: Any) -> tuple[Message, str | None]:
+    if not isinstance(data, dict):
+        raise ValueError(f"a message must be a JSON object, got {_kind(data)}")
+    kind = data.get("type")
+    if kind is None:
+        # The payload key names the type unambiguously; only "type" itself is optional.
+        kind = "location" if "location" in data else "contacts" if "contacts" in data else None
+    key = data.get("key")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ValueError(f"$.key: must be a non-empty string, got {key!r}")
+    if kind == "location":
+        return _build(data, LocationMessage, "$"), key
+    if kind == "contacts":
+        return _build(data, ContactsMessage, "$"), key
+    raise ValueError(f'$.type: must be "location" or "contacts", got {kind!r}')
+
+
+def _jsonl_rows(lines: Iterable[str], source: str) -> Iterator[Row]:
+    for number, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(source, number, f"not valid JSON: {exc.msg}") from None
+        try:
+            message, key = _message(data)
+        except ValueError as exc:
+            raise InputError(source, number, str(exc)) from None
+        yield Row(number, message, key)
+
+
+# -- CSV ------------------------------------------------------------------------------------
+
+
+def _coordinate(row: dict[str, str | None], column: str) -> float:
+    text = row.get(column) or ""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{column}: not a number: {text!r}") from None
+
+
+def _csv_message(row: dict[str, str | None], contacts: bool) -> Message:
+    to = row["to"] or ""
+    if contacts:
+        name = Name(
+            formatted_name=row.get("formatted_name") or "",
+            first_name=row.get("first_name"),
+            last_name=row.get("last_name"),
+        )
+        phone = row.get("phone")
+        card = Contact(name=name, phones=[Phone(phone=phone)] if phone else ())
+        return ContactsMessage(to=to, contacts=[card])
+    where = Location(
+        latitude=_coordinate(row, "latitude"),
+        longitude=_coordinate(row, "longitude"),
+        name=row.get("name"),
+        address=row.get("address"),
+    )
+    return LocationMessage(to=to, location=where)
+
+
+def _csv_layout(header: list[str], source: str) -> bool:
+    """Check the header; True for contact rows, False for location rows."""
+    columns = set(header)
+    contacts = "formatted_name" in columns
+    allowed = {*(_CONTACT_COLUMNS if contacts else _LOCATION_COLUMNS), "key"}
+    required = {"to", "formatted_name"} if contacts else {"to", "latitude", "longitude"}
+    for problem, names in (
+        ("unknown column", [c for c in header if c not in allowed]),
+        ("missing column", sorted(required - columns)),
+        ("duplicate column", sorted({c for c in header if header.count(c) > 1})),
+    ):
+        if names:
+            expected = ",".join(_CONTACT_COLUMNS if contacts else _LOCATION_COLUMNS)
+            raise InputError(source, 1, f"{problem} {names[0]!r} (expected {expected}[,key])")
+    return contacts
+
+
+def _csv_rows(lines: Iterable[str], source: str) -> Iterator[Row]:
+    reader = csv.reader(lines)
+    header = [c.strip().lower() for c in next(reader, [])]
+    if not header:
+        raise InputError(source, 1, "empty file: expected a header line")
+    contacts = _csv_layout(header, source)
+    for values in reader:
+        if not any(v.strip() for v in values):
+            continue
+        number = reader.line_num
+        if len(values) != len(header):
+            raise InputError(source, number, f"expected {len(header)} fields, got {len(values)}")
+        row = {c: (v.strip() or None) for c, v in zip(header, values, strict=True)}
+        try:
+            message = _csv_message(row, contacts)
+        except ValueError as exc:  # ValidationError is a ValueError too
+            raise InputError(source, number, str(exc)) from None
+        yield Row(number, message, row.get("key"))
+
+
+# -- the source of a broadcast --------------------------------------------------------------
+
+
+class MessageSource:
+    """A broadcast input read twice: :meth:`validate` checks every line, iteration streams.
+
+    Standard input (``-``) is spooled to a temporary file during validation, so that it can
+    be read again; files are simply reopened. Memory stays flat either way.
+
+    Args:
+        path: a ``.jsonl`` or ``.csv`` file, or ``-`` for JSONL on standard input.
+        fmt: ``"jsonl"`` or ``"csv"`` to override the guess from the file name.
+    """
+
+    def __init__(self, path: str, fmt: str | None = None) -> None:
+        self.path = path
+        self.name = "<stdin>" if path == "-" else path
+        guessed = "jsonl" if path == "-" else _FORMATS.get(Path(path).suffix.lower())
+        if (fmt or guessed) is None:
+            raise InputError(self.name, None, "unknown format: name it .jsonl or .csv, or --format")
+        self.format: str = fmt or guessed or ""
+        self._spool: IO[str] | None = None
+
+    def _rows(self, lines: Iterable[str]) -> Iterator[Row]:
+        parse = _csv_rows if self.format == "csv" else _jsonl_rows
+        return parse(lines, self.name)
+
+    def validate(self) -> int:
+        """Read and check every line without keeping any; returns the number of messages.
+
+        Raises:
+            InputError: at the first bad line.
+            OSError: the file cannot be read.
+        """
+        if self.path != "-":
+            with open(self.path, encoding="utf-8-sig", newline="") as file:
+                return sum(1 for _ in self._rows(file))
+        # Outlives this call: iteration reads it back, close() drops it.
+        spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+        self._spool = spool
+
+        def tee() -> Iterator[str]:
+            for line in sys.stdin:
+                spool.write(line)
+                yield line
+
+        return sum(1 for _ in self._rows(tee()))
+
+    def __iter__(self) -> Iterator[Row]:
+        if self._spool is not None:
+            self._spool.seek(0)
+            yield from self._rows(self._spool)
+            return
+        with open(self.path, encoding="utf-8-sig", newline="") as file:
+            yield from self._rows(file)
+
+    def close(self) -> None:
+        """Drop the spooled copy of standard input."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
