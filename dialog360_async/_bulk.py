@@ -287,9 +287,8 @@ class BulkSender:
                 if prior is not None:
                     return _prior(job, prior)
                 claimed = True
-            started = self._clock()
             result = await channel.client._deliver(job.message, (middleware,))
-            latency = self._clock() - started
+            latency = time.monotonic() - report.started_at  # the limiter wait is not latency
         except asyncio.CancelledError:
             outcome = self._interrupted(job, report)
             self._account(outcome)

@@ -10,6 +10,7 @@ idempotency key): retry what provably was not processed (nothing sent, 429 and t
 from __future__ import annotations
 
 import logging
+import time
 
 import aiohttp
 
@@ -36,11 +37,12 @@ _PAIR_BACKOFF_CAP = 256.0  # 131056: retry after 4^n s (1, 4, 16, 64, 256)
 class AttemptReport:
     """What happened to one request across its attempts, for the bulk sender's accounting."""
 
-    __slots__ = ("attempts", "pair_limited", "started")
+    __slots__ = ("attempts", "pair_limited", "started", "started_at")
 
     def __init__(self) -> None:
         self.attempts = 0
         self.started = False  # an attempt reached the network (a cancel now leaves it unknown)
+        self.started_at = 0.0  # time.monotonic() when the first attempt left, after pacing
         self.pair_limited = False
 
 
@@ -95,6 +97,7 @@ class RetryMiddleware:
         if self._report is not None:
             self._report.attempts = 1
             self._report.started = True
+            self._report.started_at = time.monotonic()
         try:
             resp = await handler(req)
         except (aiohttp.ClientError, TimeoutError) as exc:
