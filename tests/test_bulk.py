@@ -71,6 +71,10 @@ async def test_10k_with_1_percent_faults_one_outcome_each() -> None:
             async for outcome in sender.run(messages(total)):
                 seen[outcome.message.to] += 1
             summary = sender.stats.summary()
+    print(
+        f"\n10k run: {summary!s}\nmax in flight at the server: {fake.max_in_flight}, "
+        f"duplicates: {len(fake.duplicates())}"
+    )
     assert len(seen) == total and set(seen.values()) == {1}
     assert fake.max_in_flight <= concurrency
     assert fake.duplicates() == {}

@@ -420,6 +420,10 @@ async def test_subprocess_against_fake_server_subcommand() -> None:
     assert server.returncode == 0
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_ctrl_c_then_resume(fake: FakeDialog360, tmp_path: Path) -> None:
     users = [f"+1555{i:07d}" for i in range(40)]
     path = _jsonl(tmp_path / "in.jsonl", users)
@@ -431,6 +435,9 @@ async def test_ctrl_c_then_resume(fake: FakeDialog360, tmp_path: Path) -> None:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        # A job started in the background (as CI may run us) inherits SIGINT ignored, and
+        # Python then keeps ignoring it; a terminal user's Ctrl-C is what is tested here.
+        preexec_fn=_default_sigint,
     )
     try:
         for _ in range(1500):  # up to 30 s for the first sends
