@@ -255,3 +255,64 @@ def test_long_reasons_rejected(reason: str) -> None:
 
     with pytest.raises(ValidationError):
         check_reason(reason)
+
+
+# Any invalid input raises ValidationError and sends nothing: the client points at a closed
+# port with retries off, so an attempted request would surface as a TransportError instead.
+def _closed_port_client() -> Any:
+    import socket
+
+    from dialog360_async import Dialog360Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return Dialog360Client("k", base_url=f"http://127.0.0.1:{port}", retry=None)
+
+
+bad_recipients = st.one_of(
+    st.text().filter(lambda s: not any(c.isdigit() for c in s)),
+    st.from_regex(r"\+?[0-9]{1,4}", fullmatch=True),
+    st.from_regex(r"[0-9]{21,30}", fullmatch=True),
+    st.integers(),
+    st.none(),
+)
+
+
+@given(bad_recipients, st.sampled_from(["location", "contacts", "block", "unblock"]))
+def test_invalid_recipient_raises_before_any_io(to: Any, call: str) -> None:
+    import asyncio
+
+    async def attempt() -> None:
+        async with _closed_port_client() as client:
+            if call == "location":
+                await client.send_location(to, Location(latitude=0, longitude=0))
+            elif call == "contacts":
+                await client.send_contacts(to, Contact(name=NAME))
+            elif call == "block":
+                await client.block_users([to])
+            else:
+                await client.unblock_users([to])
+
+    with pytest.raises(ValidationError):
+        asyncio.run(attempt())
+
+
+@given(
+    st.one_of(
+        st.floats().filter(lambda x: not -90 <= x <= 90),
+        st.text(),
+        st.none(),
+        st.booleans(),
+    ),
+    st.one_of(st.floats().filter(lambda x: not -180 <= x <= 180), st.text(), st.none()),
+)
+def test_invalid_coordinates_raise_before_any_io(lat: Any, lon: Any) -> None:
+    import asyncio
+
+    async def attempt() -> None:
+        async with _closed_port_client() as client:
+            await client.send_location("+4915112345678", Location(latitude=lat, longitude=lon))
+
+    with pytest.raises(ValidationError):
+        asyncio.run(attempt())
