@@ -208,6 +208,19 @@ def _text(body: Mapping[str, Any]) -> None:
         raise BodyError(f"text.body must be a string of 1 to {MAX_TEXT} characters.")
 
 
+def drop_nulls(value: Any) -> Any:
+    """``value`` with every ``null`` object member left out, at any depth.
+
+    Graph API clients (pywa among them) send unset optional fields as ``null``, which Meta
+    treats as absent; the Meta-style send route reads bodies that way.
+    """
+    if isinstance(value, dict):
+        return {key: drop_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [drop_nulls(item) for item in value]
+    return value
+
+
 def validate_message(body: object, *, cloud: bool) -> tuple[str, str]:
     """Validate a send body; return ``(to, wa_id)`` or raise `BodyError`."""
     message = _object(body, "The request body")

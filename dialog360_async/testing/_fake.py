@@ -306,7 +306,11 @@ class FakeDialog360:
             channel_id = request.match_info.get("channel_id")
             channel = None if channel_id is None else self._channels.partner(channel_id)
         else:
-            channel = self._channels.for_key(request.headers.get("D360-API-KEY", ""))
+            key = request.headers.get("D360-API-KEY", "")
+            if not key:  # the Meta-style route: a bearer token stands for the key
+                scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+                key = token.strip() if scheme.lower() == "bearer" else ""
+            channel = self._channels.for_key(key)
         return None if channel is None else channel.label
 
     def _record(self, request: web.Request, parsed: Any) -> None:

@@ -100,8 +100,11 @@ class BaseApi:
 
     # -- shared steps -------------------------------------------------------------------------
 
-    def d360(self, request: web.Request) -> Channel:
-        channel = self.fake._channel_for_key(request.headers.get("D360-API-KEY", ""))
+    def d360(self, request: web.Request, key: str | None = None) -> Channel:
+        """The channel of the request's ``D360-API-KEY`` (or of ``key``), gateway limit applied."""
+        if key is None:
+            key = request.headers.get("D360-API-KEY", "")
+        channel = self.fake._channel_for_key(key)
         if channel is None:
             raise Reply(gateway_error(401, "Invalid api key"), 401)
         limit = self.fake.gateway_limit
@@ -114,6 +117,18 @@ class BaseApi:
             )
             raise Reply(gateway_error(400, message), 400)
         return channel
+
+    def bearer(self, request: web.Request) -> str:
+        """The token of a Meta-style ``Authorization: Bearer <token>``; it stands for a D360 key.
+
+        A missing or unknown token is answered as Meta does: 401 with OAuth error 190.
+        """
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or self.fake._channel_for_key(token) is None:
+            details = "Invalid OAuth access token - Cannot parse access token"
+            raise Reply(meta_error(190, details, details), 401)
+        return token
 
     def block(self, channel: Channel, users: list[str]) -> tuple[list[Any], list[Any]]:
         added: list[Any] = []
@@ -150,8 +165,8 @@ class BaseApi:
                 removed.append(ref(user, wa_id))
         return removed, failed
 
-    def send(self, request: web.Request, *, cloud: bool) -> tuple[str, str]:
-        channel = self.d360(request)
+    def send(self, request: web.Request, *, cloud: bool, key: str | None = None) -> tuple[str, str]:
+        channel = self.d360(request, key)
         try:
             to, wa_id = validate_message(REQUEST_BODY.get(), cloud=cloud)
         except BodyError as err:

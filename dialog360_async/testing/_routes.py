@@ -11,6 +11,7 @@ from ._bodies import (
     ON_PREM_META,
     BodyError,
     block_users_list,
+    drop_nulls,
     meta_body_error,
     meta_error,
     on_prem_error,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ._fake import FakeDialog360
 
 _PARTNER_ROUTE = "/api/v2/partners/{partner_id}/channels/{channel_id}/block_users"
+_META_SEND_ROUTE = r"/{version:v\d+(?:\.\d+)?}/{phone_id}/messages"
 
 
 class Api(BaseApi):
@@ -47,6 +49,18 @@ class Api(BaseApi):
     @guarded
     async def cloud_send(self, request: web.Request) -> web.StreamResponse:
         to, wa_id = self.send(request, cloud=True)
+        return self._sent(to, wa_id)
+
+    @guarded
+    async def meta_send(self, request: web.Request) -> web.StreamResponse:
+        """Meta's own ``POST /{version}/{phone_id}/messages`` (as pywa and other Cloud API
+        clients call it): the bearer token stands for a D360 key, the body is a Cloud body
+        whose ``null`` members count as absent."""
+        REQUEST_BODY.set(drop_nulls(REQUEST_BODY.get()))
+        to, wa_id = self.send(request, cloud=True, key=self.bearer(request))
+        return self._sent(to, wa_id)
+
+    def _sent(self, to: str, wa_id: str) -> web.Response:
         message_id = wamid(wa_id, self.fake._next_serial())
         return web.json_response(
             {
@@ -285,5 +299,6 @@ def add_routes(app: web.Application, fake: FakeDialog360) -> None:
             web.post(_PARTNER_ROUTE, api.partner_block),
             web.delete(_PARTNER_ROUTE, api.partner_block),
             web.get(_PARTNER_ROUTE, api.partner_list, allow_head=False),
+            web.post(_META_SEND_ROUTE, api.meta_send),
         ]
     )
