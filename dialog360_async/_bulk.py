@@ -1,6 +1,6 @@
 """BulkSender: bounded, rate-limited broadcasts with exactly one outcome per message.
 
-A fixed pool of workers drains a bounded queue fed lazily from the input, so memory stays flat
+A fixed pool of workers pulls from the input lazily, one item each at a time, so memory stays flat
 for any number of messages (gathering one task per message costs ~1.3 GB per million). Each
 worker turns every exception into an Outcome: one failure never cancels the others.
 Practice: ../shared/docs/reliability-notes.md §3.
@@ -21,6 +21,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
+    Iterator,
 )
 from typing import Any, Final
 
@@ -54,6 +55,7 @@ Item = Message | tuple[Sender, Message]
 
 _NO_RETRY = RetryPolicy(max_attempts=1)
 _DONE: Final = object()
+_END: Final = object()
 
 
 def message_key(message: Message) -> str:
@@ -90,13 +92,45 @@ class _Job:
         self.report = AttemptReport()
 
 
+class _Slot:
+    __slots__ = ("job",)
+
+    def __init__(self) -> None:
+        self.job: _Job | None = None
+
+
 class _Run:
-    def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=size)
+    """One run's shared state. Workers pull inputs themselves, one at a time, so intake is
+    coupled to progress (constant memory) with no producer task or queue in between."""
+
+    def __init__(self, messages: Iterable[Item] | AsyncIterable[Item], size: int) -> None:
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=size)
         self.live = True  # someone is reading `out`
-        self.current: dict[asyncio.Task[Any] | None, _Job] = {}  # worker -> its job
+        self.stopping = False
+        self.slots: list[_Slot] = []  # one per worker: the job it is on
         self.error: BaseException | None = None
+        self._lock = asyncio.Lock()  # an async iterator must not be advanced by two tasks
+        self._iterator: Iterator[Item] | None = None
+        self._async_iterator: AsyncIterator[Item] | None = None
+        if isinstance(messages, AsyncIterable):
+            self._async_iterator = aiter(messages)
+        else:
+            self._iterator = iter(messages)
+
+    async def take(self) -> Any:
+        """The next input, or _END when there is none (or intake stopped)."""
+        if self.stopping or self.error is not None:
+            return _END
+        try:
+            if self._iterator is not None:
+                return next(self._iterator, _END)
+            async with self._lock:
+                if self.stopping or self.error is not None or self._async_iterator is None:
+                    return _END
+                return await anext(self._async_iterator, _END)
+        except Exception as exc:  # the caller's iterator failed: finish what was taken
+            self.error = exc
+            return _END
 
 
 class BulkSender:
@@ -166,9 +200,9 @@ class BulkSender:
             Exception: whatever the input iterator raised, after the messages taken before it
                 were sent and accounted for.
         """
-        async with contextlib.aclosing(self.run(messages)) as outcomes:
+        async with contextlib.aclosing(self._run(messages, stream=False)) as outcomes:
             async for _ in outcomes:
-                pass
+                pass  # pragma: no cover - nothing is streamed
         return self.stats.summary()
 
     async def run(
@@ -181,53 +215,47 @@ class BulkSender:
         ``"cancelled"``; those outcomes go to ``on_outcome`` and :attr:`stats`. Use
         ``contextlib.aclosing(sender.run(...))`` when you may leave the loop early.
         """
+        async with contextlib.aclosing(self._run(messages, stream=True)) as outcomes:
+            async for outcome in outcomes:
+                yield outcome
+
+    async def _run(
+        self, messages: Iterable[Item] | AsyncIterable[Item], *, stream: bool
+    ) -> AsyncGenerator[Outcome, None]:
         self.stats = BulkStats(clock=self._clock, started=self._clock())
         self._channels = {} if self._default is None else {id(self._default.client): self._default}
         journal = self.journal
         self._ledger = Journal(journal) if isinstance(journal, str | os.PathLike) else journal
-        run = _Run(self.concurrency * 2)
-        producer = asyncio.create_task(self._produce(run, messages))
-        workers = [asyncio.create_task(self._work(run)) for _ in range(self.concurrency)]
+        run = _Run(messages, self.concurrency * 2)
+        run.live = stream  # without a reader, outcomes are only accounted, never queued
+        run.slots = [_Slot() for _ in range(self.concurrency)]
+        workers = [asyncio.create_task(self._work(run, slot)) for slot in run.slots]
         finished = False
         try:
-            remaining = self.concurrency
-            while remaining:
-                got = await run.out.get()
-                if got is _DONE:
-                    remaining -= 1
-                else:
-                    yield got
-            await producer
+            if stream:
+                remaining = self.concurrency
+                while remaining:
+                    got = await run.out.get()
+                    if got is _DONE:
+                        remaining -= 1
+                    else:
+                        yield got
+            else:
+                # wait(), not gather(): a cancelled gather would cancel the workers at once,
+                # denying sends in flight their grace period.
+                await asyncio.wait(workers)
+            for worker in workers:
+                worker.result()
             finished = True
         finally:
             run.live = False
             if not finished:
-                await self._shutdown(run, producer, workers)
+                await self._shutdown(run, workers)
             self.stats.finished = self._clock()
             if self._ledger is not None:
                 await self._ledger.close()
         if run.error is not None:
             raise run.error
-
-    async def _produce(self, run: _Run, messages: Iterable[Item] | AsyncIterable[Item]) -> None:
-        try:
-            async for item in _each(messages):
-                self.stats.taken += 1
-                job = self._job(item)
-                if isinstance(job, Outcome):
-                    await self._emit(run, job)
-                    continue
-                try:
-                    await run.queue.put(job)
-                except asyncio.CancelledError:
-                    self._account(_cancelled(job, None))
-                    raise
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the caller's iterator failed: finish what was taken
-            run.error = exc
-        for _ in range(self.concurrency):
-            await run.queue.put(None)
 
     def _job(self, item: Item) -> _Job | Outcome:
         client: Sender | None = None
@@ -250,18 +278,19 @@ class BulkSender:
             return Outcome(message=message, status="failed", error=exc)
         return _Job(channel, message, key)
 
-    async def _work(self, run: _Run) -> None:
-        while True:
-            job = await run.queue.get()
-            if job is None:
-                if run.live:
-                    await run.out.put(_DONE)
-                return
-            worker = asyncio.current_task()
-            run.current[worker] = job
+    async def _work(self, run: _Run, slot: _Slot) -> None:
+        while (item := await run.take()) is not _END:
+            self.stats.taken += 1
+            job = self._job(item)
+            if isinstance(job, Outcome):
+                await self._emit(run, job)
+                continue
+            slot.job = job
             outcome = await self._attempt(job)
-            del run.current[worker]
+            slot.job = None
             await self._emit(run, outcome)
+        if run.live:
+            await run.out.put(_DONE)
 
     async def _attempt(self, job: _Job) -> Outcome:
         channel = job.channel
@@ -355,21 +384,13 @@ class BulkSender:
             except Exception:  # a broken callback must not lose the other outcomes
                 logger.exception("on_outcome callback failed")
 
-    async def _shutdown(self, run: _Run, producer: asyncio.Task[None], workers: list[Any]) -> None:
-        producer.cancel()
-        await asyncio.gather(producer, return_exceptions=True)
-        while not run.queue.empty():
-            job = run.queue.get_nowait()
-            if job is not None:
-                self._account(_cancelled(job, None))
+    async def _shutdown(self, run: _Run, workers: list[asyncio.Task[None]]) -> None:
+        run.stopping = True  # intake stops: no worker takes another input
         while not run.out.empty():  # unblock workers waiting to hand over an outcome
             run.out.get_nowait()
-        for _ in workers:
-            run.queue.put_nowait(None)
-        for task in workers:
-            job = run.current.get(task)
-            if job is not None and not job.report.started:
-                task.cancel()  # still waiting for a permit: nothing was sent, so no grace
+        for task, slot in zip(workers, run.slots, strict=True):
+            if slot.job is None or not slot.job.report.started:
+                task.cancel()  # idle, or waiting for a permit: nothing was sent, so no grace
         _, pending = await asyncio.wait(workers, timeout=self._grace)
         for task in pending:
             task.cancel()
@@ -403,12 +424,3 @@ def _wrap_unexpected(exc: Exception) -> Dialog360Error:
     error = Dialog360Error(f"unexpected {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
-
-
-async def _each(messages: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
-    if isinstance(messages, AsyncIterable):
-        async for item in messages:
-            yield item
-    else:
-        for item in messages:
-            yield item

@@ -153,7 +153,7 @@ class Transport:
         *,
         body: Any = None,
         params: Mapping[str, str] | None = None,
-        idempotent: bool,
+        idempotent: bool = True,
         middlewares: tuple[aiohttp.ClientMiddlewareType, ...] | None = None,
     ) -> tuple[int, Any]:
         """Send one request; return ``(status, parsed JSON or None)`` for a 2xx answer.

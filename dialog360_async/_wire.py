@@ -6,6 +6,8 @@ Shapes: ../shared/docs/360dialog-api.md §2 (Cloud block_users lists come in a 3
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from ._results import BlocklistPage, BlockResult, ContactStatus, FailedUser, SentMessage, UserRef
@@ -31,6 +33,35 @@ class SendResponse:
             wa_id=contact.wa_id,
             message_status=first.message_status,
         )
+
+
+def sent_message(data: Any) -> SentMessage | None:
+    """The usual send answer read straight into a SentMessage, or None for any other shape
+    (the caller then lets the converter explain what is wrong). Every send goes through here."""
+    if type(data) is not dict:
+        return None
+    messages = data.get("messages")
+    if type(messages) is not list or not messages or type(messages[0]) is not dict:
+        return None
+    first = messages[0]
+    message_id = first.get("id")
+    status = first.get("message_status")
+    if type(message_id) is not str or not (status is None or type(status) is str):
+        return None
+    contacts = data.get("contacts")
+    contact_input = wa_id = None
+    if contacts is not None:
+        if type(contacts) is not list or (contacts and type(contacts[0]) is not dict):
+            return None
+        if contacts:
+            contact_input, wa_id = contacts[0].get("input"), contacts[0].get("wa_id")
+            if not (contact_input is None or type(contact_input) is str) or not (
+                wa_id is None or type(wa_id) is str
+            ):
+                return None
+    return SentMessage(
+        message_id=message_id, input=contact_input, wa_id=wa_id, message_status=status
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -129,7 +129,7 @@ async def test_cancellation_accounts_for_every_consumed_input(grace: float) -> N
     assert len(outcomes) == stats.taken == stats.done  # every consumed input accounted for
     assert total // 2 <= stats.taken < total  # intake stopped
     assert stats.unknown <= concurrency
-    assert stats.cancelled >= 1
+    assert stats.cancelled <= concurrency  # workers read no further ahead than their own input
     if grace:
         assert stats.unknown == 0  # in-flight sends were allowed to finish
     assert sum(fake.sends.values()) <= stats.sent + stats.unknown

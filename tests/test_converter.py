@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dialog360_async import (
     APIError,
@@ -28,6 +30,7 @@ from dialog360_async._wire import (
     PartnerBlockEnvelope,
     PartnerListEnvelope,
     SendResponse,
+    sent_message,
 )
 
 # The full contacts example of the 360dialog page (seeds/001), with its placeholders
@@ -238,3 +241,41 @@ def test_malformed_success_body_is_an_api_error(body: Any) -> None:
     with pytest.raises(APIError, match="unexpected response body") as info:
         structure_response(body, SendResponse, status=200, request="POST /messages")
     assert info.value.status == 200
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["messages", "contacts", "id", "input", "wa_id", "message_status", "x"]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
+
+
+@given(json_like)
+def test_fast_send_parser_agrees_with_the_converter(data: Any) -> None:
+    fast = sent_message(data)
+    if fast is not None:  # whenever the fast path answers, the converter says the same
+        assert fast == structure(data, SendResponse).result()
+
+
+def test_fast_send_parser_reads_the_documented_answer() -> None:
+    data = {
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": "+1", "wa_id": "1"}],
+        "messages": [{"id": "wamid.A", "message_status": "accepted"}],
+    }
+    assert sent_message(data) == SentMessage(
+        message_id="wamid.A", input="+1", wa_id="1", message_status="accepted"
+    )
+    assert sent_message({"messages": [{"id": "gBGH"}], "meta": {}}) == SentMessage(
+        message_id="gBGH"
+    )
+    assert sent_message({"messages": []}) is None
