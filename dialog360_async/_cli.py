@@ -18,6 +18,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 from ._bulk import BulkSender, message_key
+from ._cli_distributed import (
+    UsageError,
+    add_campaign_commands,
+    add_distributed_options,
+    broadcast_distributed,
+)
 from ._cli_input import InputError, MessageSource, load_contacts
 from ._cloud import Dialog360Client
 from ._demo import run_demo, send_with_progress
@@ -34,10 +40,6 @@ PROG = "dialog360"
 _INTERRUPTED = 130
 
 Client = Dialog360Client | OnPremiseClient
-
-
-class UsageError(Exception):
-    """A command line that cannot work, reported in one line with exit code 2."""
 
 
 def _say(text: object) -> None:
@@ -158,6 +160,8 @@ def _result(outcome: Outcome) -> dict[str, Any]:
 
 
 def _cmd_broadcast(args: argparse.Namespace) -> int:
+    if args.distributed:
+        return broadcast_distributed(args)
     journal: str | None = args.journal
     if args.resume and journal is None:
         raise UsageError("--resume needs --journal FILE")
@@ -367,6 +371,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--rate", type=float, default=80.0, help="msg/s, 0 = no limit (80)")
     sub.add_argument("--journal", metavar="FILE", help="record every send here (JSONL)")
     sub.add_argument("--resume", action="store_true", help="continue the run recorded in --journal")
+    add_distributed_options(sub)
+    add_campaign_commands(commands, common)
 
     sub = command(
         "demo",

@@ -1,0 +1,249 @@
+"""The taskiq broker: taskiq-redis's stream broker, made to hand a dead worker's batches on.
+
+taskiq-redis's ``RedisStreamBroker`` leaves a message unacknowledged until its task is done,
+but reclaims idle messages only while new ones keep arriving, behind a lock that a killed
+worker can hold forever, and it reads up to 100 messages at a time into one worker. This one
+reads one message per free slot (``worker_batches`` per process), reclaims idle messages on
+every poll with ``XAUTOCLAIM`` (atomic, no lock), keeps the messages it is working on from
+looking idle by touching them, deletes messages once acknowledged, and rides out a Redis
+restart. A batch delivered twice is safe: the ledger lets each message be sent at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from taskiq import AckableMessage, TaskiqEvents, TaskiqState
+from taskiq_redis import RedisStreamBroker
+
+from . import _lua
+from ._config import BrokerSettings
+from ._errors import RedisUnavailableError
+from ._keys import TASK_NAME
+from ._redis import retrying, text
+from ._worker import WorkerRuntime
+
+__all__ = ["D360Broker", "broker", "make_broker"]
+
+logger = logging.getLogger("dialog360_async.distributed")
+
+GROUP = "dialog360"
+# A message whose task keeps killing its worker must not go round forever.
+MAX_DELIVERIES = 5
+_TRANSIENT = (redis_errors.ConnectionError, redis_errors.TimeoutError, ConnectionError)
+
+
+class D360Broker(RedisStreamBroker):
+    """A Redis stream broker for broadcasts; build it with :func:`make_broker`.
+
+    Args:
+        settings: where Redis is, the stream name, reclaim and outage timeouts.
+    """
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        super().__init__(
+            settings.redis_url,
+            queue_name=settings.queue,
+            consumer_group_name=GROUP,
+            consumer_name=f"{uuid.uuid4().hex[:12]}",
+            consumer_id="0",  # messages are deleted once acknowledged: none is ever skipped
+            idle_timeout=max(1, int(settings.idle_timeout * 1000)),
+            xread_block=1000,
+            xread_count=1,
+        )
+        self.settings = settings
+        self.started = False
+        self._held: set[str] = set()
+        self._slots: asyncio.Semaphore | None = None
+
+    async def startup(self) -> None:
+        """Start the broker (creates the stream and its consumer group if missing)."""
+        await super().startup()
+        self.started = True
+
+    async def shutdown(self) -> None:
+        """Close the broker's connections."""
+        self.started = False
+        await super().shutdown()
+
+    # -- worker side ------------------------------------------------------------------------
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """Yield one message per free slot: new ones, or ones a dead worker left idle."""
+        self._slots = asyncio.Semaphore(self.settings.worker_batches)
+        conn = Redis(connection_pool=self.connection_pool)
+        touch = conn.register_script(_lua.TOUCH)
+        beat = asyncio.create_task(self._keep_alive(touch))
+        try:
+            while True:
+                await self._slots.acquire()
+                try:
+                    entry, data = await self._next(conn)
+                except BaseException:
+                    self._slots.release()
+                    raise
+                self._held.add(entry)
+                yield AckableMessage(data=data, ack=self._acker(entry))
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            await conn.aclose()
+
+    async def _next(self, conn: Redis) -> tuple[str, bytes]:
+        stream, idle_ms = self.queue_name, self.idle_timeout
+        outage_since: float | None = None
+        while True:
+            try:
+                reclaimed = await self._reclaim(conn, stream, idle_ms)
+                if reclaimed is not None:
+                    return reclaimed
+                got: Any = await conn.xreadgroup(
+                    GROUP, self.consumer_name, {stream: ">"}, count=1, block=self.block
+                )
+                outage_since = None
+                for _, entries in got or ():
+                    for entry, fields in entries:
+                        data: bytes = fields[b"data"]
+                        return text(entry), data
+            except redis_errors.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # The stream is gone (Redis restarted without its data): start it again.
+                logger.warning("stream %s or its group vanished; recreating it", stream)
+                await self._declare_consumer_group()
+            except _TRANSIENT as exc:
+                now = time.monotonic()
+                if outage_since is None:
+                    outage_since = now
+                    logger.warning("Redis unreachable (%s); reconnecting", exc)
+                if now - outage_since > self.settings.outage:
+                    raise RedisUnavailableError(
+                        f"Redis unreachable for {self.settings.outage:g} s: {exc}"
+                    ) from exc
+                await asyncio.sleep(0.5)
+
+    async def _reclaim(self, conn: Redis, stream: str, idle_ms: int) -> tuple[str, bytes] | None:
+        claimed = await conn.xautoclaim(
+            stream, GROUP, self.consumer_name, min_idle_time=idle_ms, start_id="0-0", count=1
+        )
+        for entry, fields in claimed[1]:
+            if entry is None or not fields:
+                continue
+            entry = text(entry)
+            if entry in self._held:
+                continue  # ours, only touched late: we are still working on it
+            pending = await conn.xpending_range(stream, GROUP, entry, entry, 1)
+            deliveries = int(pending[0]["times_delivered"]) if pending else 1
+            if deliveries > MAX_DELIVERIES:
+                logger.error("dropping message %s: delivered %d times", entry, deliveries)
+                await self._delete(conn, entry)
+                continue
+            logger.warning("taking over message %s from a worker that went silent", entry)
+            return entry, fields[b"data"]
+        return None
+
+    async def _keep_alive(self, touch: Any) -> None:
+        interval = max(0.2, self.idle_timeout / 3000)
+        while True:
+            await asyncio.sleep(interval)
+            held = list(self._held)
+            if not held:
+                continue
+            try:
+                await touch(keys=[self.queue_name], args=[GROUP, self.consumer_name, *held])
+            except Exception as exc:  # the next beat tries again; reclaim is the fallback
+                logger.debug("could not touch held messages: %s", exc)
+
+    async def _delete(self, conn: Redis, entry: str) -> None:
+        async with conn.pipeline(transaction=True) as pipe:
+            pipe.xack(self.queue_name, GROUP, entry)
+            pipe.xdel(self.queue_name, entry)
+            await pipe.execute()
+
+    def _acker(self, entry: str) -> Callable[[], Awaitable[None]]:
+        async def ack() -> None:
+            self._held.discard(entry)
+            if self._slots is not None:
+                self._slots.release()
+            conn = Redis(connection_pool=self.connection_pool)
+            try:
+                await retrying(
+                    lambda: self._delete(conn, entry),
+                    what="acknowledging a batch",
+                    outage=self.settings.outage,
+                )
+            except Exception as exc:  # it will be delivered again; the ledger makes that safe
+                logger.error("could not acknowledge message %s: %s", entry, exc)
+            finally:
+                await conn.aclose()
+
+        return ack
+
+
+def make_broker(
+    redis_url: str | None = None,
+    *,
+    queue: str | None = None,
+    idle_timeout: float | None = None,
+    worker_batches: int | None = None,
+    outage: float | None = None,
+) -> D360Broker:
+    """A broker with the batch task registered; unset arguments come from the environment.
+
+    Args:
+        redis_url: the shared Redis (``D360_REDIS_URL``, default ``redis://127.0.0.1:6379/0``).
+        queue: the stream tasks travel on (``D360_QUEUE``, default ``dialog360``).
+        idle_timeout: seconds a batch of a silent (dead) worker waits before another worker
+            takes it over (``D360_IDLE_TIMEOUT``, default 30).
+        worker_batches: batches one worker process runs at once (``D360_WORKER_BATCHES``, 8).
+        outage: seconds to ride out a Redis outage before failing (``D360_OUTAGE_TIMEOUT``, 30).
+    """
+    settings = BrokerSettings.from_env()
+    changes: dict[str, Any] = {
+        "redis_url": redis_url,
+        "queue": queue,
+        "idle_timeout": idle_timeout,
+        "worker_batches": worker_batches,
+        "outage": outage,
+    }
+    settings = BrokerSettings(
+        **{
+            **{name: getattr(settings, name) for name in changes},
+            **{name: value for name, value in changes.items() if value is not None},
+        }
+    )
+    made = D360Broker(settings)
+    runtime = WorkerRuntime(settings)
+
+    async def send_batch(
+        campaign: str, channel: str, batch: str, items: list[Any]
+    ) -> dict[str, int]:
+        return await runtime.send_batch(campaign, channel, batch, items)
+
+    async def startup(state: TaskiqState) -> None:
+        await runtime.startup()
+
+    async def shutdown(state: TaskiqState) -> None:
+        await runtime.shutdown()
+
+    made.register_task(send_batch, task_name=TASK_NAME)
+    made.add_event_handler(TaskiqEvents.WORKER_STARTUP, startup)
+    made.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, shutdown)
+    return made
+
+
+def broker() -> D360Broker:
+    """The broker configured from the environment (``D360_REDIS_URL`` and the others).
+
+    Workers start with ``taskiq worker dialog360_async.distributed:broker``.
+    """
+    return make_broker()

@@ -1,0 +1,231 @@
+"""The worker side: one batch of one channel's messages through a BulkSender.
+
+A task names its channel; the worker looks the key up in its own environment, so no key is
+ever in a task, in Redis or in a log. Clients, connections and the channels' shared limiters
+live as long as the worker process and serve every batch it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .._bulk import BulkSender, Sender
+from .._cloud import Dialog360Client
+from .._converter import structure
+from .._models import ContactsMessage, LocationMessage, Message
+from .._onprem import OnPremiseClient
+from .._pool import SessionPool
+from ._config import BrokerSettings, WorkerSettings
+from ._keys import CAMPAIGN_TTL, CampaignKeys
+from ._ledger import RedisLedger
+from ._limiter import RedisRateLimiter
+from ._lua import FINISH_BATCH
+from ._redis import connect, retrying
+
+__all__ = ["WorkerRuntime", "decode_item"]
+
+logger = logging.getLogger("dialog360_async.distributed")
+
+_KINDS: dict[str, type[LocationMessage] | type[ContactsMessage]] = {
+    "location": LocationMessage,
+    "contacts": ContactsMessage,
+}
+
+
+def decode_item(item: Any) -> tuple[str, Message]:
+    """``[key, wire message]`` from a task as ``(key, Message)``; raises on a bad shape."""
+    key, wire = item
+    if not isinstance(key, str) or not isinstance(wire, dict):
+        raise ValueError("expected [key, message object]")
+    kind = _KINDS.get(wire.get("type", ""))
+    if kind is None:
+        raise ValueError(f"unsupported message type {wire.get('type')!r}")
+    return key, structure(wire, kind)
+
+
+class WorkerRuntime:
+    """What one worker process keeps between batches."""
+
+    def __init__(self, broker_settings: BrokerSettings, settings: WorkerSettings | None = None):
+        self._broker_settings = broker_settings
+        self._settings = settings
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._redis: Redis | None = None
+        self._pool: SessionPool | None = None
+        self._clients: dict[str, Sender] = {}
+        self._limiters: dict[str, RedisRateLimiter] = {}
+
+    async def startup(self) -> None:
+        """Read the worker's settings, so that a misconfigured worker fails at once."""
+        settings = self._load()
+        logger.info("worker %s serves channels %s", self.name, ", ".join(settings.channels))
+
+    def _load(self) -> WorkerSettings:
+        if self._settings is None:
+            self._settings = WorkerSettings.from_env()
+        return self._settings
+
+    def _redis_client(self) -> Redis:
+        if self._redis is None:
+            self._redis = connect(self._broker_settings.redis_url)
+        return self._redis
+
+    def _client(self, channel: str, settings: WorkerSettings) -> Sender | None:
+        found = self._clients.get(channel)
+        key = settings.channels.get(channel)
+        if found is not None or key is None:
+            return found
+        if self._pool is None:
+            self._pool = SessionPool(limit=200)
+        limiter = RedisRateLimiter(
+            self._redis_client(),
+            channel,
+            settings.rate_of(channel),
+            outage=self._broker_settings.outage,
+        )
+        self._limiters[channel] = limiter
+        options: dict[str, Any] = {"rate_limit": limiter}
+        if settings.base_url is not None:
+            options["base_url"] = settings.base_url
+        client: Dialog360Client | OnPremiseClient = (
+            self._pool.on_premise_client(key, **options)
+            if settings.on_premise
+            else self._pool.client(key, **options)
+        )
+        self._clients[channel] = client
+        return client
+
+    async def send_batch(
+        self, campaign: str, channel: str, batch: str, items: list[Any]
+    ) -> dict[str, int]:
+        """Send one batch; return its counts per outcome."""
+        settings = self._load()
+        redis = self._redis_client()
+        keys = CampaignKeys(campaign)
+        decoded: list[tuple[str, Message]] = []
+        bad: list[str] = []
+        for item in items:
+            try:
+                decoded.append(decode_item(item))
+            except Exception as exc:  # a malformed item fails alone
+                logger.error("batch %s: malformed item: %s", batch, exc)
+                if isinstance(item, list | tuple) and item and isinstance(item[0], str):
+                    bad.append(item[0])
+        client = self._client(channel, settings)
+        owner = f"{self.name}/{batch}/{time.monotonic_ns()}"
+        outage = self._broker_settings.outage
+        ledger = RedisLedger(
+            redis, campaign, channel, owner=owner, pace=self._limiters.get(channel), outage=outage
+        )
+        # Records without sending take no permits: a ledger that does not pace.
+        recorder = RedisLedger(redis, campaign, channel, owner=f"{owner}/r", outage=outage)
+        halted = await retrying(
+            lambda: redis.hget(keys.meta, f"halted:{channel}"),
+            what="reading the campaign",
+            outage=self._broker_settings.outage,
+        )
+        counts: dict[str, int] = {}
+        if client is None or halted:
+            reason = "halted by the spam limit" if halted else f"not configured on {self.name}"
+            if not halted:
+                await self._note(redis, keys, f"error:{channel}", f"channel {reason}")
+            logger.error("batch %s: channel %s %s", batch, channel, reason)
+            state = "cancelled" if halted else "failed"
+            await self._record(recorder, (key for key, _ in decoded), state)
+            counts[state] = len(decoded)
+        else:
+            counts = await self._send(client, ledger, decoded, settings.concurrency)
+        if bad:
+            await self._record(recorder, bad, "failed")
+            counts["failed"] = counts.get("failed", 0) + len(bad)
+        if counts.pop("halted", 0):
+            await self._note(redis, keys, f"halted:{channel}", "spam limit (131048)")
+        await recorder.close()
+        finished = await retrying(
+            lambda: redis.eval(
+                FINISH_BATCH,
+                5,
+                keys.meta,
+                keys.done,
+                keys.ledger,
+                keys.counts,
+                keys.batches,
+                batch,
+                CAMPAIGN_TTL,
+            ),
+            what="finishing a batch",
+            outage=self._broker_settings.outage,
+        )
+        if int(finished) < 0:
+            logger.error(
+                "campaign %s vanished from Redis while batch %s ran (restarted without "
+                "persistence, or flushed?): its later messages were not sent",
+                campaign,
+                batch,
+            )
+        logger.info("batch %s of campaign %s: %s", batch, campaign, counts)
+        return counts
+
+    @staticmethod
+    async def _send(
+        client: Sender, ledger: RedisLedger, decoded: list[tuple[str, Message]], concurrency: int
+    ) -> dict[str, int]:
+        keys = {id(message): key for key, message in decoded}
+        sender = BulkSender(
+            concurrency=concurrency,
+            rate_limit=None,
+            journal=ledger,
+            key=lambda message: keys[id(message)],
+            grace=5.0,
+        )
+        summary = await sender.send_all((client, message) for _, message in decoded)
+        counts = {
+            status: getattr(summary, status)
+            for status in ("sent", "failed", "unknown", "skipped", "cancelled")
+            if getattr(summary, status)
+        }
+        if summary.halted:
+            counts["halted"] = 1
+        return counts
+
+    async def _record(self, ledger: RedisLedger, keys: Iterable[str], state: Any) -> None:
+        for key in keys:
+            try:
+                if await ledger.claim(key) is None:
+                    await ledger.settle(key, state)
+            except Exception as exc:
+                logger.error("could not record %s as %s: %s", key, state, exc)
+
+    async def _note(self, redis: Redis, keys: CampaignKeys, field: str, value: str) -> None:
+        try:
+            # Only into a campaign that still exists: never recreate a lost one.
+            await redis.eval(
+                "if redis.call('EXISTS', KEYS[1]) == 1 then "
+                "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end",
+                1,
+                keys.meta,
+                field,
+                value,
+            )
+        except Exception as exc:
+            logger.error("could not note %s: %s", field, exc)
+
+    async def shutdown(self) -> None:
+        """Close clients, connections and the limiters' background work."""
+        for limiter in self._limiters.values():
+            await limiter.aclose()
+        if self._pool is not None:
+            await self._pool.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+        self._clients.clear()
+        self._limiters.clear()
+        self._pool = None
+        self._redis = None

@@ -1,0 +1,140 @@
+"""RedisLedger: at most one send per key, whoever claims it and whatever crashes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from dialog360_async import BulkSender, Dialog360Client, Location, LocationMessage
+from dialog360_async.distributed import (
+    CampaignLostError,
+    RedisLedger,
+    WorkerSettings,
+    campaign_status,
+)
+from dialog360_async.distributed._config import parse_channels
+from dialog360_async.errors import ValidationError
+from dialog360_async.testing import FakeDialog360
+
+from ._harness import RedisServer
+
+CAMPAIGN = "ledger-test"
+
+
+@pytest.fixture
+async def redis(shared_redis: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(shared_redis.url, decode_responses=True)
+    await client.flushdb()
+    await client.hset(f"d360:campaign:{CAMPAIGN}:meta", "created", "1")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def entry(redis: Redis, key: str) -> dict[str, object]:
+    raw = await redis.hget(f"d360:campaign:{CAMPAIGN}:ledger", key)
+    assert raw is not None
+    found: dict[str, object] = json.loads(raw)
+    return found
+
+
+async def test_a_claim_is_exclusive_and_its_owner_settles_it(redis: Redis) -> None:
+    first = RedisLedger(redis, CAMPAIGN, "ch")
+    second = RedisLedger(redis, CAMPAIGN, "ch")
+    assert await first.claim("k1") is None
+    assert (await entry(redis, "k1"))["s"] == "attempting"
+    # Another worker (a redelivered batch) finds it claimed: in doubt, never resent.
+    assert await second.claim("k1") == "attempting"
+    assert (await entry(redis, "k1"))["s"] == "unknown"
+    assert await second.claim("k1") == "unknown"
+    # The first worker was alive after all: its outcome is the truth.
+    await first.settle("k1", "sent", message_id="wamid.1")
+    found = await entry(redis, "k1")
+    assert (found["s"], found["c"], found["id"]) == ("sent", "ch", "wamid.1")
+    assert await second.claim("k1") == "sent"
+    await second.settle("k1", "failed")  # not its claim: ignored
+    assert (await entry(redis, "k1"))["s"] == "sent"
+
+
+async def test_status_counts_per_state_and_channel(redis: Redis, shared_redis: RedisServer) -> None:
+    ledger = RedisLedger(redis, CAMPAIGN, "ch")
+    for key, state in (("a", "sent"), ("b", "sent"), ("c", "failed")):
+        assert await ledger.claim(key) is None
+        await ledger.settle(key, state)
+    assert await ledger.claim("d") is None
+    status = await campaign_status(CAMPAIGN, shared_redis.url)
+    assert (status["sent"], status["failed"], status["in_flight"]) == (2, 1, 1)
+    assert status["channels"] == {"ch": {"sent": 2, "failed": 1, "attempting": 1}}
+    assert status["state"] == "running"
+    missing = await campaign_status("no-such-campaign", shared_redis.url)
+    assert missing["state"] == "missing"
+
+
+async def test_failed_and_cancelled_free_the_key(redis: Redis) -> None:
+    ledger = RedisLedger(redis, CAMPAIGN, "ch")
+    for state in ("failed", "cancelled"):
+        assert await ledger.claim("k2") is None
+        await ledger.settle("k2", state)
+    assert await ledger.claim("k2") is None
+    await ledger.settle("k2", "sent")
+    counts = await redis.hgetall(f"d360:campaign:{CAMPAIGN}:counts")
+    assert {k: int(v) for k, v in counts.items() if int(v)} == {"sent": 1, "sent:ch": 1}
+
+
+async def test_a_retried_claim_is_still_ours(redis: Redis) -> None:
+    # A claim whose reply was lost is retried with the same owner token: it must go ahead.
+    ledger = RedisLedger(redis, CAMPAIGN, "ch")
+    meta = f"d360:campaign:{CAMPAIGN}"
+    args = ["k3", "token-1", "ch", "1.0"]
+    keys = [f"{meta}:ledger", f"{meta}:counts", f"{meta}:meta"]
+    assert await ledger._claim(keys=keys, args=args) is None
+    assert await ledger._claim(keys=keys, args=args) is None
+    assert await ledger._claim(keys=keys, args=["k3", "token-2", "ch", "2.0"]) == "attempting"
+
+
+async def test_a_vanished_campaign_refuses_claims(redis: Redis) -> None:
+    await redis.delete(f"d360:campaign:{CAMPAIGN}:meta")
+    with pytest.raises(CampaignLostError, match="vanished"):
+        await RedisLedger(redis, CAMPAIGN, "ch").claim("k4")
+
+
+async def test_bulk_sender_with_the_ledger_never_sends_twice(redis: Redis) -> None:
+    where = Location(latitude=1.0, longitude=2.0)
+    messages = [LocationMessage(to=f"+1555{n:07d}", location=where) for n in range(30)]
+    async with FakeDialog360(throughput=None) as fake:
+        async with Dialog360Client("k", base_url=fake.url) as api:
+            first = await BulkSender(api, journal=RedisLedger(redis, CAMPAIGN, "ch")).send_all(
+                messages[:20]
+            )
+            again = await BulkSender(api, journal=RedisLedger(redis, CAMPAIGN, "ch")).send_all(
+                messages
+            )
+    assert (first.sent, again.skipped, again.sent) == (20, 20, 10)
+    assert fake.duplicates() == {} and sum(fake.sends.values()) == 30
+
+
+def test_channels_come_from_the_environment_and_keys_never_show(tmp_path: Path) -> None:
+    secret_file = tmp_path / "channels"
+    secret_file.write_text("# one per line\nthird=key-three-SECRET\n")
+    settings = WorkerSettings.from_env(
+        {
+            "D360_CHANNELS": "first=key-one-SECRET, second=key-two-SECRET",
+            "D360_CHANNELS_FILE": str(secret_file),
+            "D360_CHANNEL_RATES": "second=250",
+            "D360_BASE_URL": "http://127.0.0.1:1",
+        }
+    )
+    assert list(settings.channels) == ["first", "second", "third"]
+    assert settings.channels["third"].reveal() == "key-three-SECRET"
+    assert (settings.rate_of("first"), settings.rate_of("second")) == (80.0, 250.0)
+    assert "SECRET" not in repr(settings)
+    with pytest.raises(ValidationError) as caught:
+        parse_channels("first=key-one-SECRET,key-two-SECRET")
+    assert "SECRET" not in str(caught.value)
+    with pytest.raises(ValidationError, match="no channel configured"):
+        WorkerSettings.from_env({})
