@@ -60,7 +60,11 @@ async def _child(count: int) -> dict[str, Any]:
     class InProcessClient(Dialog360Client):
         """Replaces only the HTTP exchange; the middlewares of each send still run."""
 
-        async def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._request = self._exchange  # the client calls its transport through this
+
+        async def _exchange(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
             for middleware in kwargs.get("middlewares") or ():
                 await middleware(None, handler)  # type: ignore[arg-type]
             return 200, body

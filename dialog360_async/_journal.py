@@ -9,11 +9,12 @@ have been delivered). Practice: ../shared/docs/reliability-notes.md §3 "Resumab
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any, Literal, Protocol
+
+from . import _json
 
 __all__ = ["Journal", "JournalEntry", "Ledger"]
 
@@ -47,9 +48,10 @@ class Ledger(Protocol):
         ...
 
 
-# Flush every record (a killed process loses nothing the OS has); fsync in batches, because
-# one fsync per message would cap a broadcast at the disk's sync rate.
-FSYNC_EVERY = 256
+# Flush every record (a killed process loses nothing the OS has); fsync in batches, at most
+# once per interval, because one fsync per message would cap a broadcast at the disk's sync
+# rate (and a write() waits while the same file is being synced).
+FSYNC_INTERVAL = 1.0
 
 
 class JournalEntry:
@@ -67,16 +69,18 @@ class Journal:
 
     Args:
         path: the journal file; created if missing, appended to otherwise.
-        fsync_every: records between two fsyncs.
+        fsync_interval: seconds between two fsyncs (records are flushed one by one anyway).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync_every: int = FSYNC_EVERY) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, fsync_interval: float = FSYNC_INTERVAL
+    ) -> None:
         self.path = Path(path)
-        self.fsync_every = max(1, fsync_every)
+        self.fsync_interval = fsync_interval
         self.torn_lines = 0
         self.entries: dict[str, JournalEntry] = self._load()
         self._file = self.path.open("ab", buffering=0)
-        self._unsynced = 0
+        self._synced_at = time.monotonic()
         self._sync_task: asyncio.Task[None] | None = None
         if self._file.tell() > 0 and not self._ends_with_newline():
             self._file.write(b"\n")  # seal a torn last line so the next record parses
@@ -93,7 +97,7 @@ class Journal:
         with self.path.open("rb") as reader:
             for line in reader:
                 try:
-                    record = json.loads(line)
+                    record = _json.loads(line)
                     key, state = record["key"], record["state"]
                 except (ValueError, KeyError, TypeError):
                     self.torn_lines += 1  # a write cut short by a crash
@@ -133,12 +137,11 @@ class Journal:
 
     def _write(self, record: dict[str, Any]) -> None:
         record["t"] = round(time.time(), 3)
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
-        self._file.write(line.encode())  # unbuffered: one write() per record
+        self._file.write(_json.dumps(record) + b"\n")  # unbuffered: one write() per record
         self.entries[record["key"]] = JournalEntry(record["state"], record.get("id"))
-        self._unsynced += 1
-        if self._unsynced >= self.fsync_every:
-            self._unsynced = 0
+        now = time.monotonic()
+        if now - self._synced_at >= self.fsync_interval:
+            self._synced_at = now
             self._fsync_soon()
 
     def _fsync_soon(self) -> None:
