@@ -23,6 +23,7 @@ from dialog360_async import (
     Phone,
     Url,
 )
+from dialog360_async.testing import SEED_CONTACT_CARD
 
 KEY = "bench-key"
 PHONE_ID = "106540352242922"
@@ -33,29 +34,7 @@ PLACE, ADDRESS = "Brandenburg Gate", "Pariser Platz, 10117 Berlin"
 WHERE = Location(latitude=LATITUDE, longitude=LONGITUDE, name=PLACE, address=ADDRESS)
 
 # The full seed contact of tests/test_converter.py (SEED_CONTACTS): every field filled in.
-_ADDRESS = {"street": "STREET", "city": "CITY", "state": "STATE", "zip": "ZIP"}
-SEED_CARD: dict[str, Any] = {
-    "addresses": [
-        {**_ADDRESS, "country": "COUNTRY", "country_code": "US", "type": "HOME"},
-        {**_ADDRESS, "country": "COUNTRY", "country_code": "US", "type": "WORK"},
-    ],
-    "birthday": "1999-01-23",
-    "emails": [{"email": "EMAIL", "type": "WORK"}, {"email": "EMAIL", "type": "HOME"}],
-    "name": {
-        "formatted_name": "NAME",
-        "first_name": "FIRST_NAME",
-        "last_name": "LAST_NAME",
-        "middle_name": "MIDDLE_NAME",
-        "suffix": "SUFFIX",
-        "prefix": "PREFIX",
-    },
-    "org": {"company": "COMPANY", "department": "DEPARTMENT", "title": "TITLE"},
-    "phones": [
-        {"phone": "PHONE_NUMBER", "type": "HOME"},
-        {"phone": "PHONE_NUMBER", "type": "WORK", "wa_id": "PHONE_OR_WA_ID"},
-    ],
-    "urls": [{"url": "URL", "type": "WORK"}, {"url": "URL", "type": "HOME"}],
-}
+SEED_CARD: dict[str, Any] = SEED_CONTACT_CARD
 SEED_CONTACT = Contact(
     name=Name(**SEED_CARD["name"]),
     birthday=SEED_CARD["birthday"],

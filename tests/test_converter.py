@@ -32,52 +32,14 @@ from dialog360_async._wire import (
     SendResponse,
     sent_message,
 )
+from dialog360_async.testing import SEED_CONTACT_CARD
 
 # The full contacts example of the 360dialog page (seeds/001), with its placeholders
 # COUNTRY_CODE and YEAR_MONTH_DAY given real values, since those are validated.
 SEED_CONTACTS: dict[str, Any] = {
     "to": "16505551234",
     "type": "contacts",
-    "contacts": [
-        {
-            "addresses": [
-                {
-                    "street": "STREET",
-                    "city": "CITY",
-                    "state": "STATE",
-                    "zip": "ZIP",
-                    "country": "COUNTRY",
-                    "country_code": "US",
-                    "type": "HOME",
-                },
-                {
-                    "street": "STREET",
-                    "city": "CITY",
-                    "state": "STATE",
-                    "zip": "ZIP",
-                    "country": "COUNTRY",
-                    "country_code": "US",
-                    "type": "WORK",
-                },
-            ],
-            "birthday": "1999-01-23",
-            "emails": [{"email": "EMAIL", "type": "WORK"}, {"email": "EMAIL", "type": "HOME"}],
-            "name": {
-                "formatted_name": "NAME",
-                "first_name": "FIRST_NAME",
-                "last_name": "LAST_NAME",
-                "middle_name": "MIDDLE_NAME",
-                "suffix": "SUFFIX",
-                "prefix": "PREFIX",
-            },
-            "org": {"company": "COMPANY", "department": "DEPARTMENT", "title": "TITLE"},
-            "phones": [
-                {"phone": "PHONE_NUMBER", "type": "HOME"},
-                {"phone": "PHONE_NUMBER", "type": "WORK", "wa_id": "PHONE_OR_WA_ID"},
-            ],
-            "urls": [{"url": "URL", "type": "WORK"}, {"url": "URL", "type": "HOME"}],
-        }
-    ],
+    "contacts": [SEED_CONTACT_CARD],
 }
 
 

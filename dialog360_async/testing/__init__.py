@@ -10,5 +10,6 @@ Example::
 
 from ._fake import FakeDialog360
 from ._models import FakeResponse, RecordedRequest
+from ._samples import SEED_CONTACT_CARD
 
-__all__ = ["FakeDialog360", "FakeResponse", "RecordedRequest"]
+__all__ = ["SEED_CONTACT_CARD", "FakeDialog360", "FakeResponse", "RecordedRequest"]
