@@ -69,7 +69,7 @@ class AsyncClosing:
 class BaseClient(AsyncClosing):
     """Lifecycle shared by the three clients. Safe to share across tasks of one event loop."""
 
-    __slots__ = ("_request", "_transport", "rate_limit", "retry", "retry_budget")
+    __slots__ = ("_policy", "_request", "_transport", "rate_limit", "retry", "retry_budget")
 
     def __init__(
         self,
@@ -87,7 +87,7 @@ class BaseClient(AsyncClosing):
         self.rate_limit = _limiter(rate_limit)
         self.retry_budget = RetryBudget()
         # retry=None still runs the middleware, with one attempt, for its per-attempt logging.
-        policy = retry if retry is not None else _NO_RETRY
+        self._policy = policy = retry if retry is not None else _NO_RETRY
         self._transport = transport = Transport(
             base_url=base_url,
             headers=auth_headers,

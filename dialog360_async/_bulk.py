@@ -36,7 +36,7 @@ from ._models import ContactsMessage, LocationMessage, Message
 from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome, Status
 from ._ratelimit import Limiter, RateLimiter
-from ._retry import PairBackoff, RetryPolicy
+from ._retry import PairBackoff
 from .errors import (
     DeliveryUnknownError,
     Dialog360Error,
@@ -53,7 +53,6 @@ Sender = Dialog360Client | OnPremiseClient
 Item = Message | tuple[Sender, Message]
 """A message, or ``(client, message)`` to send it through that channel."""
 
-_NO_RETRY = RetryPolicy(max_attempts=1)
 _DONE: Final = object()
 _END: Final = object()
 
@@ -78,7 +77,7 @@ class _Channel:
             own if own is not None else (RateLimiter(rate) if rate else None)
         )
         self.pair = PairBackoff()
-        self.policy = client.retry or _NO_RETRY
+        self.policy = client._policy
         self.halted: SpamRateLimitError | None = None
 
 

@@ -19,12 +19,11 @@ from typing import IO, Any
 
 from ._bulk import BulkSender, message_key
 from ._cli_distributed import (
-    UsageError,
     add_campaign_commands,
     add_distributed_options,
     broadcast_distributed,
 )
-from ._cli_input import InputError, MessageSource, load_contacts
+from ._cli_input import InputError, MessageSource, UsageError, load_contacts
 from ._cloud import Dialog360Client
 from ._demo import run_demo, send_with_progress
 from ._models import Location, Message

@@ -16,13 +16,9 @@ from types import ModuleType
 from typing import Any
 
 from ._bulk import message_key
-from ._cli_input import MessageSource
+from ._cli_input import MessageSource, UsageError
 
 __all__ = ["add_campaign_commands", "add_distributed_options", "broadcast_distributed"]
-
-
-class UsageError(Exception):
-    """Bad usage: the command line reports it with exit status 2."""
 
 
 def _extra() -> ModuleType:

@@ -25,13 +25,17 @@ from ._converter import structure
 from ._models import Contact, ContactsMessage, Location, LocationMessage, Message, Name, Phone
 from .errors import ValidationError
 
-__all__ = ["InputError", "MessageSource", "Row", "load_contacts", "parse_contacts"]
+__all__ = ["InputError", "MessageSource", "Row", "UsageError", "load_contacts", "parse_contacts"]
 
 # Wire keys a message line may carry besides its payload; "key" is the journal key.
 _MESSAGE_EXTRAS = frozenset({"key", "type", "messaging_product", "recipient_type"})
 _LOCATION_COLUMNS = ("to", "latitude", "longitude", "name", "address")
 _CONTACT_COLUMNS = ("to", "formatted_name", "first_name", "last_name", "phone")
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+class UsageError(Exception):
+    """Bad usage: the command line reports it with exit status 2."""
 
 
 class InputError(Exception):

@@ -19,7 +19,7 @@ from ._error_parser import parse_error
 from ._version import __version__
 from .errors import DeliveryUnknownError, ServerError, TransportError, ValidationError
 
-__all__ = ["Transport", "exception_phase", "make_timeout", "validate_base_url"]
+__all__ = ["Transport", "exception_phase", "is_loopback", "make_timeout", "validate_base_url"]
 
 _URL_CACHE_SIZE = 64  # fixed paths only in practice; per-user On-Premise paths just miss
 USER_AGENT = f"dialog360_async/{__version__} aiohttp/{aiohttp.__version__}"
@@ -33,7 +33,7 @@ def validate_base_url(base_url: str) -> str:
         raise ValidationError("base_url", f"is not a URL: {base_url!r}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValidationError("base_url", f"must be an http(s) URL with a host, got {base_url!r}")
-    if url.scheme == "http" and not _is_loopback(url.host):
+    if url.scheme == "http" and not is_loopback(url.host):
         raise ValidationError(
             "base_url",
             f"must use https:// (http:// is allowed for loopback only), got {base_url!r}",
@@ -41,7 +41,8 @@ def validate_base_url(base_url: str) -> str:
     return str(url).rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (brackets allowed)."""
     if host == "localhost":
         return True
     try:

@@ -5,23 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import signal
 import sys
 from collections.abc import Sequence
 
+from .._transport import is_loopback
 from ._fake import FakeDialog360
-
-_LOOPBACK_NAMES = {"localhost"}
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _gateway(value: str) -> tuple[int, float]:
@@ -94,7 +83,7 @@ async def _serve(fake: FakeDialog360, partner_channels: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fake server from the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         print(
             f"warning: binding {args.host}, a non-loopback interface: the fake accepts any key",
             file=sys.stderr,
