@@ -19,6 +19,7 @@ from typing import IO, Self
 import redis
 
 from dialog360_async import Location, LocationMessage
+from dialog360_async.distributed import CampaignSummary, broadcast, make_broker
 from dialog360_async.testing import FakeDialog360
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,3 +244,18 @@ def rates(accepted: list[tuple[float, str]]) -> dict[int, float]:
     for stamp, wa_id in accepted:
         times.setdefault(channel_of(wa_id), []).append(stamp)
     return {ch: (len(t) - 1) / (t[-1] - t[0]) for ch, t in sorted(times.items()) if len(t) > 1}
+
+
+def start_campaign(
+    redis_url: str, channels: list[str], per_channel: int
+) -> asyncio.Task[CampaignSummary]:
+    """Broadcast ``campaign(channels, per_channel)`` in a task, as the fault tests do."""
+    return asyncio.create_task(
+        broadcast(
+            campaign(channels, per_channel),
+            broker=make_broker(redis_url),
+            batch_size=50,
+            poll=0.2,
+            stall_timeout=60,
+        )
+    )

@@ -9,7 +9,15 @@ import pytest
 
 from dialog360_async.distributed import CampaignLostError, broadcast, make_broker
 
-from ._harness import RedisServer, TimedFake, Workers, campaign, sends_reach, worker_env
+from ._harness import (
+    RedisServer,
+    TimedFake,
+    Workers,
+    campaign,
+    sends_reach,
+    start_campaign,
+    worker_env,
+)
 
 KEYS = {"alpha": "alpha-s3cr3t-key-0123456789", "beta": "beta-s3cr3t-key-0123456789"}
 
@@ -23,15 +31,7 @@ async def test_restart_with_persistence_completes_without_duplicates(
         with Workers(env, tmp_path) as workers:
             workers.start(2)
             await asyncio.to_thread(workers.wait_ready)
-            run = asyncio.create_task(
-                broadcast(
-                    campaign(list(KEYS), per_channel),
-                    broker=make_broker(persistent_redis.url),
-                    batch_size=50,
-                    poll=0.2,
-                    stall_timeout=60,
-                )
-            )
+            run = start_campaign(persistent_redis.url, list(KEYS), per_channel)
             await sends_reach(fake, 300)
             await asyncio.to_thread(persistent_redis.restart, kill=True)  # SIGKILL, then start
             summary = await asyncio.wait_for(run, 60)

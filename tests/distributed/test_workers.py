@@ -19,6 +19,7 @@ from ._harness import (
     channel_of,
     rates,
     sends_reach,
+    start_campaign,
     worker_env,
 )
 
@@ -90,15 +91,7 @@ async def test_killed_worker_loses_nothing_and_duplicates_nothing(
         with Workers(env, tmp_path) as workers:
             workers.start(3)
             await asyncio.to_thread(workers.wait_ready)
-            run = asyncio.create_task(
-                broadcast(
-                    campaign(list(keys), per_channel),
-                    broker=make_broker(redis_server.url),
-                    batch_size=50,
-                    poll=0.2,
-                    stall_timeout=60,
-                )
-            )
+            run = start_campaign(redis_server.url, list(keys), per_channel)
             await sends_reach(fake, 400)
             workers.kill(0)
             killed_at = sum(fake.sends.values())
