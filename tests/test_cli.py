@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from dialog360_async import BulkSender, BulkStats
-from dialog360_async._cli import main
-from dialog360_async._demo import Progress
+from dialog360_async.cli import main
+from dialog360_async.cli._demo import Progress
 from dialog360_async.testing import FakeDialog360
 
 from .conftest import API_KEY

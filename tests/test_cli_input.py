@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dialog360_async import Contact, ContactsMessage, Location, LocationMessage, Name, Phone
-from dialog360_async._cli_input import InputError, MessageSource, load_contacts, parse_contacts
+from dialog360_async.cli._input import InputError, MessageSource, load_contacts, parse_contacts
 
 LOCATION = {"latitude": 52.5, "longitude": 13.4}
 ADA = {"name": {"formatted_name": "Ada", "first_name": "Ada"}}

@@ -21,9 +21,9 @@ from typing import IO, Any, NamedTuple, Self
 import attrs
 import cattrs
 
-from ._converter import structure
-from ._models import Contact, ContactsMessage, Location, LocationMessage, Message, Name, Phone
-from .errors import ValidationError
+from .._converter import structure
+from .._models import Contact, ContactsMessage, Location, LocationMessage, Message, Name, Phone
+from ..errors import ValidationError
 
 __all__ = ["InputError", "MessageSource", "Row", "UsageError", "load_contacts", "parse_contacts"]
 

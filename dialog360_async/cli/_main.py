@@ -17,21 +17,21 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
-from ._bulk import BulkSender, message_key
-from ._cli_distributed import (
+from .._bulk import BulkSender, message_key
+from .._cloud import Dialog360Client
+from .._models import Location, Message
+from .._onprem import OnPremiseClient
+from .._outcomes import Outcome
+from .._results import BlockResult, FailedUser
+from .._version import __version__
+from ..errors import DeliveryUnknownError, Dialog360Error, ValidationError
+from ._demo import run_demo, send_with_progress
+from ._distributed import (
     add_campaign_commands,
     add_distributed_options,
     broadcast_distributed,
 )
-from ._cli_input import InputError, MessageSource, UsageError, load_contacts
-from ._cloud import Dialog360Client
-from ._demo import run_demo, send_with_progress
-from ._models import Location, Message
-from ._onprem import OnPremiseClient
-from ._outcomes import Outcome
-from ._results import BlockResult, FailedUser
-from ._version import __version__
-from .errors import DeliveryUnknownError, Dialog360Error, ValidationError
+from ._input import InputError, MessageSource, UsageError, load_contacts
 
 __all__ = ["main"]
 
@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args, extra = parser.parse_known_args(argv)
         if args.command == "fake-server":
-            from .testing.__main__ import main as serve
+            from ..testing.__main__ import main as serve
 
             return serve(extra)
         if extra:

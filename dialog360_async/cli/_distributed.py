@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from ._bulk import message_key
-from ._cli_input import MessageSource, UsageError
+from .._bulk import message_key
+from ._input import MessageSource, UsageError
 
 __all__ = ["add_campaign_commands", "add_distributed_options", "broadcast_distributed"]
 
 
 def _extra() -> ModuleType:
     try:
-        from . import distributed
+        from .. import distributed
     except ImportError as exc:
         raise UsageError(
             f"the distributed commands need the extra: pip install 'dialog360-async[distributed]' "

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from ._bulk import BulkSender, Item
-from ._cloud import Dialog360Client
-from ._models import Contact, ContactsMessage, Location, LocationMessage, Name, Phone
-from ._outcomes import BulkSummary, Outcome
-from ._pool import SessionPool
+from .._bulk import BulkSender, Item
+from .._cloud import Dialog360Client
+from .._models import Contact, ContactsMessage, Location, LocationMessage, Name, Phone
+from .._outcomes import BulkSummary, Outcome
+from .._pool import SessionPool
 
 __all__ = ["Progress", "demo_messages", "run_demo", "send_with_progress"]
 
@@ -184,7 +184,7 @@ async def run_demo(
         seed: seed of the random message contents.
         attempt_timeout: seconds per attempt.
     """
-    from .testing import FakeDialog360  # aiohttp.web: loaded only when the demo runs
+    from ..testing import FakeDialog360  # aiohttp.web: loaded only when the demo runs
 
     keys = [f"demo-channel-{n}" for n in range(1, channels + 1)]
     # Recording every request would grow memory with --count.
