@@ -60,7 +60,7 @@ class FakeServer:
 
     def start(self) -> str:
         command = [sys.executable, "-m", "benchmarks._server", "--host", "127.0.0.1"]
-        command += ["--port", "0", "--throughput", str(self.throughput)]
+        command += ["--port", "0", "--throughput", str(self.throughput), "--no-record"]
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         env = {
             **os.environ,

@@ -5,12 +5,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .._transport import is_loopback
 from ._fake import FakeDialog360
+
+PROG = "python -m dialog360_async.testing"
+RECORD_LIMIT = 10_000
+_OPTION = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors never echo a value: ``--api-key`` takes a key."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {_without_values(message)}\n")
+
+
+def _without_values(message: str) -> str:
+    # argparse quotes (%r) the values it names, except in the first two messages below.
+    head, sep, rest = message.partition(": ")
+    if head == "unrecognized arguments":
+        names = (token.split("=", 1)[0] for token in rest.split())
+        options = [name for name in names if _OPTION.fullmatch(name)]
+        return f"{head}: {' '.join(options)}" if options else f"{head} (values not shown)"
+    if head == "ambiguous option":
+        typed, _, matches = rest.rpartition(" could match ")
+        return f"{head}: {typed.split('=', 1)[0]} could match {matches}"
+    if rest.startswith("invalid choice"):  # "...: invalid choice: VALUE (choose from ...)"
+        return f"{head}{sep}invalid choice (choose from {rest.rpartition('(choose from ')[2]}"
+    return message.split("'", 1)[0].split('"', 1)[0].rstrip(": ")
 
 
 def _gateway(value: str) -> tuple[int, float]:
@@ -21,11 +50,19 @@ def _gateway(value: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError("expected REQUESTS/SECONDS, e.g. 1/1") from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dialog360_async.testing",
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError("expected a whole number >= 0")
+    return int(value)
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
         description="Serve a fake 360dialog API (Cloud at /, On-Premise at /v1, Partner at "
-        "/api/v2) until Ctrl-C.",
+        "/api/v2) until Ctrl-C. Its counters (requests, sends, duplicates, throttled answers) "
+        "are at GET /_fake/stats, the recorded requests at GET /_fake/requests (secret "
+        "headers redacted), and POST /_fake/reset clears both.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8360, help="port, 0 = any (default 8360)")
@@ -58,6 +95,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CHANNEL_ID",
         help="register a Partner API channel (repeatable)",
     )
+    parser.add_argument(
+        "--record-limit",
+        type=_count,
+        default=RECORD_LIMIT,
+        metavar="N",
+        help=f"keep the last N requests for /_fake/requests (default {RECORD_LIMIT:,}); "
+        "the counters count every request regardless",
+    )
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="record no requests (the counters still count)",
+    )
     return parser
 
 
@@ -73,16 +123,21 @@ async def _serve(fake: FakeDialog360, partner_channels: Sequence[str]) -> None:
         print(fake.url, flush=True)
         print(
             f"FakeDialog360: Cloud {fake.url}/messages, On-Premise {fake.url}/v1, "
-            f"Partner {fake.partner_url}; Ctrl-C to stop",
+            f"Partner {fake.partner_url}, stats {fake.url}/_fake/stats; Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )
         await stop.wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the fake server from the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Run the fake server from the command line; returns the exit status.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+        prog: the program name that ``--help`` and usage errors show.
+    """
+    args = _parser(prog).parse_args(argv)
     if not is_loopback(args.host):
         print(
             f"warning: binding {args.host}, a non-loopback interface: the fake accepts any key",
@@ -96,8 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pair_rate_limit=args.pair_rate_limit or None,
         gateway_limit=args.gateway_limit,
         engage_all=args.engage_all,
-        # Nobody can read recorded requests out of a standalone process.
-        record_requests=False,
+        record_requests=not args.no_record,
+        record_limit=args.record_limit,
         list_shape=args.list_shape,
         host=args.host,
         port=args.port,

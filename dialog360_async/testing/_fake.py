@@ -4,56 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal, Self
 
-import attrs
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._bodies import digits
+from ._control import CONTROL_PREFIX, add_control_routes
+from ._faults import Failure, Faults, answer
 from ._handlers import INVALID_JSON, REQUEST_BODY
-from ._models import REDACTED, SECRET_HEADERS, FakeResponse, RecordedRequest
+from ._models import FakeResponse, RecordedRequest
 from ._routes import add_routes
 from ._state import Channel, Channels
+from ._stats import Stats
 
 __all__ = ["FakeDialog360"]
-
-
-@attrs.define
-class _Script:
-    method: str
-    pattern: str
-    regex: re.Pattern[str]
-    responses: deque[FakeResponse]
-
-
-@attrs.define
-class _Failure:
-    code: int
-    status: int
-    message: str
-    remaining: int | None
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    # "{name}" matches one path segment; everything else is literal.
-    parts = re.split(r"(\{[^/{}]+\})", pattern)
-    return re.compile(
-        "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
-    )
 
 
 class FakeDialog360:
     """A faithful in-process fake of the 360dialog Cloud, On-Premise and Partner APIs.
 
     Serves Cloud routes at ``/``, On-Premise at ``/v1/...`` and the Partner API at ``/api/v2``
-    on one loopback port. Configuration attributes (``throughput``, ``pair_rate_limit``,
-    ``gateway_limit``, ``engage_all``, ``record_requests``, ``list_shape``,
+    on one loopback port, and its own counters at ``GET /_fake/stats`` (see `stats`), its
+    recorded requests at ``GET /_fake/requests`` and `reset` at ``POST /_fake/reset``.
+    Configuration attributes (``throughput``, ``pair_rate_limit``, ``gateway_limit``,
+    ``engage_all``, ``record_requests``, ``record_limit``, ``list_shape``,
     ``blocklist_capacity``) are plain attributes that tests may change between calls.
 
     Args:
@@ -67,6 +45,8 @@ class FakeDialog360:
         gateway_limit: ``(requests, seconds)`` per API key across all routes.
         engage_all: Treat every user as inside the 24h customer-service window.
         record_requests: Keep `RecordedRequest` entries in ``requests``.
+        record_limit: Keep at most this many (the oldest are dropped; 0 keeps none); None =
+            no limit. Counters keep counting either way.
         list_shape: ``GET /block_users`` item shape, "360dialog" or "meta".
         latency: Seconds every request waits before it is handled (a slow network/server).
         host: Interface to bind; loopback by default.
@@ -86,6 +66,7 @@ class FakeDialog360:
         gateway_limit: tuple[int, float] | None = None,
         engage_all: bool = False,
         record_requests: bool = True,
+        record_limit: int | None = None,
         list_shape: Literal["360dialog", "meta"] = "360dialog",
         latency: float = 0.0,
         host: str = "127.0.0.1",
@@ -100,6 +81,7 @@ class FakeDialog360:
         self.gateway_limit = gateway_limit
         self.engage_all = engage_all
         self.record_requests = record_requests
+        self.record_limit = record_limit
         self.list_shape: Literal["360dialog", "meta"] = list_shape
         self.latency = latency
         self.blocklist_capacity = 64_000
@@ -108,15 +90,15 @@ class FakeDialog360:
         self._port = port
         self._channels = Channels(api_keys)
         self._engaged_everywhere: set[str] = set()
-        self._scripts: list[_Script] = []
-        self._failures: dict[str, _Failure] = {}
+        self._faults = Faults()
+        self._stats = Stats()
+        # The stats' own objects, cleared in place by reset(): recorded requests, oldest first,
+        # and accepted sends per recipient wa_id.
+        self.requests: list[RecordedRequest] = self._stats.requests
+        self.sends: Counter[str] = self._stats.sends
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._serial = 0
-        self.requests: list[RecordedRequest] = []
-        self.sends: Counter[str] = Counter()
-        self.in_flight = 0
-        self.max_in_flight = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -126,6 +108,7 @@ class FakeDialog360:
             raise RuntimeError("FakeDialog360 is already started")
         app = web.Application(middlewares=[self._middleware])
         add_routes(app, self)
+        add_control_routes(app, self)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         try:
@@ -211,13 +194,7 @@ class FakeDialog360:
         one segment (``"/v1/contacts/{phone}/block"``). ``method`` ``"*"`` matches any method.
         Scripted answers bypass auth and limits unless ``process=True``.
         """
-        method = method.upper()
-        path = path.split("?", 1)[0]
-        for entry in self._scripts:
-            if entry.method == method and entry.pattern == path:
-                entry.responses.extend(responses)
-                return
-        self._scripts.append(_Script(method, path, _compile(path), deque(responses)))
+        self._faults.script(method, path, responses)
 
     def fail_recipient(
         self,
@@ -229,44 +206,52 @@ class FakeDialog360:
         times: int | None = None,
     ) -> None:
         """Make sends to ``number`` fail with an API error (``times`` None = always)."""
-        self._failures[digits(number)] = _Failure(code, status, message, times)
+        self._faults.fail(digits(number), Failure(code, status, message, times))
 
-    def _take_failure(self, wa_id: str) -> _Failure | None:
+    def _take_failure(self, wa_id: str) -> Failure | None:
         """Consume one injected failure for ``wa_id``, if any."""
-        failure = self._failures.get(wa_id)
-        if failure is None:
-            return None
-        if failure.remaining is not None:
-            failure.remaining -= 1
-            if failure.remaining <= 0:
-                del self._failures[wa_id]
-        return failure
-
-    def _take_script(self, method: str, path: str) -> FakeResponse | None:
-        for entry in self._scripts:
-            if entry.method in (method, "*") and entry.regex.fullmatch(path):
-                response = entry.responses.popleft()
-                if not entry.responses:
-                    self._scripts.remove(entry)
-                return response
-        return None
+        return self._faults.take_failure(wa_id)
 
     # -- observability ----------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled right now."""
+        return self._stats.in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests handled at once since the start (or the last `reset`)."""
+        return self._stats.max_in_flight
+
     def duplicates(self) -> dict[str, int]:
         """Recipients that were sent more than one accepted message, with their counts."""
-        return {wa_id: count for wa_id, count in self.sends.items() if count > 1}
+        return self._stats.duplicates()
+
+    def stats(self, *, by_recipient: bool = False) -> dict[str, Any]:
+        """Every counter, as ``GET /_fake/stats`` serves it (JSON-ready; shows no key).
+
+        ``requests`` (``total``, ``by_route`` as ``"METHOD /pattern"``, ``unmatched``),
+        ``responses`` (``by_status``, ``closed`` by a script), ``sends`` (``total``,
+        ``recipients``, ``duplicates`` as wa_id -> count, ``duplicate_sends`` = sends beyond
+        the first per recipient, and ``by_recipient`` when asked), ``throttled`` (the fake's
+        own limits: ``by_reason`` ``"130429"``, ``"131056"``, ``"gateway"``), ``in_flight``,
+        ``max_in_flight``, ``recorded`` (``enabled``, ``kept``, ``limit``, ``dropped``) and
+        ``channels``. Requests to ``/_fake/`` are not counted.
+        """
+        snapshot = self._stats.snapshot(
+            recording=self.record_requests, limit=self.record_limit, by_recipient=by_recipient
+        )
+        snapshot["channels"] = sum(1 for _ in self._channels)
+        return snapshot
 
     def reset(self, *, state: bool = False) -> None:
         """Clear recorded requests, counters, scripts, injected failures and limiter history.
 
         Configuration is kept. With ``state=True`` blocklists and engagement are cleared too.
         """
-        self.requests.clear()
-        self.sends.clear()
-        self._scripts.clear()
-        self._failures.clear()
-        self.max_in_flight = self.in_flight
+        self._stats.clear()
+        self._faults.clear()
         for channel in self._channels:
             channel.reset_limits()
         if state:
@@ -280,7 +265,11 @@ class FakeDialog360:
 
     def _count_send(self, wa_id: str) -> None:
         """Record an accepted message send."""
-        self.sends[wa_id] += 1
+        self._stats.sends[wa_id] += 1
+
+    def _count_throttle(self, reason: str) -> None:
+        """Record a send or request refused by one of the fake's own limits."""
+        self._stats.throttled[reason] += 1
 
     # -- auth helpers used by the routes ----------------------------------------------------
 
@@ -313,67 +302,51 @@ class FakeDialog360:
             channel = self._channels.for_key(key)
         return None if channel is None else channel.label
 
-    def _record(self, request: web.Request, parsed: Any) -> None:
-        headers = CIMultiDict(
-            (name, REDACTED if name.lower() in SECRET_HEADERS else value)
-            for name, value in request.headers.items()
-        )
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers=CIMultiDictProxy(headers),
-                json=None if parsed is INVALID_JSON else parsed,
-                channel=self._label(request),
-            )
-        )
-
     @web.middleware
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if request.path.startswith(CONTROL_PREFIX):
+            response: web.StreamResponse = await handler(request)
+            return response
+        stats = self._stats
+        stats.arrived(request.match_info.route)
         try:
-            raw = await request.read()
-            parsed: Any = None
-            if raw:
-                try:
-                    parsed = json.loads(raw)
-                except ValueError:
-                    parsed = INVALID_JSON
-            REQUEST_BODY.set(parsed)
-            if self.record_requests:
-                self._record(request, parsed)
-            if self.latency > 0:
-                await asyncio.sleep(self.latency)
-            scripted = self._take_script(request.method, request.path)
-            if scripted is None:
-                response: web.StreamResponse = await handler(request)
-                return response
+            response = await self._handle(request, handler)
+        except web.HTTPException as exc:  # aiohttp's own 404 and 405
+            stats.statuses[exc.status] += 1
+            raise
+        finally:
+            stats.left()
+        return response
+
+    async def _handle(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        raw = await request.read()
+        parsed: Any = None
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = INVALID_JSON
+        REQUEST_BODY.set(parsed)
+        if self.record_requests:
+            json_body = None if parsed is INVALID_JSON else parsed
+            self._stats.record(request, json_body, self._label(request), self.record_limit)
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        scripted = self._faults.take_script(request.method, request.path)
+        if scripted is None:
+            response: web.StreamResponse = await handler(request)
+        else:
             if scripted.process:
                 await handler(request)
             if scripted.delay > 0:
                 await asyncio.sleep(scripted.delay)
-            return self._answer(request, scripted)
-        finally:
-            self.in_flight -= 1
-
-    @staticmethod
-    def _answer(request: web.Request, scripted: FakeResponse) -> web.StreamResponse:
-        headers = dict(scripted.headers)
-        if scripted.close:
-            if request.transport is not None:
-                request.transport.close()
-            # Nothing reaches the client: its transport is already closed.
-            return web.Response(status=204)
-        if scripted.redirect_to is not None:
-            headers["Location"] = scripted.redirect_to
-            status = scripted.status if 300 <= scripted.status < 400 else 307
-            return web.Response(status=status, headers=headers)
-        if scripted.body is not None:
-            return web.Response(status=scripted.status, body=scripted.body, headers=headers)
-        if scripted.json is not None:
-            return web.json_response(scripted.json, status=scripted.status, headers=headers)
-        return web.Response(status=scripted.status, headers=headers)
+            response = answer(request, scripted)
+            if scripted.close:
+                self._stats.closed += 1
+                return response
+        self._stats.statuses[response.status] += 1
+        return response

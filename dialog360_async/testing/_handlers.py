@@ -8,7 +8,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Literal, Protocol
 
 from aiohttp import web
 
@@ -23,10 +23,8 @@ from ._bodies import (
     user_error,
     validate_message,
 )
+from ._faults import Failure
 from ._state import Channel
-
-if TYPE_CHECKING:
-    from ._fake import FakeDialog360
 
 # Set by the middleware for the task handling one request (request storage keys differ
 # across the aiohttp versions we support).
@@ -46,6 +44,30 @@ _PAIR = (
 )
 
 Handler = Callable[[Any, web.Request], Awaitable[web.StreamResponse]]
+
+
+class Server(Protocol):
+    """What the handlers read and count on the fake (`FakeDialog360` is the implementation).
+
+    Configuration is read on every request, so tests may change it between calls.
+    """
+
+    partner_id: str
+    throughput: float | None
+    pair_rate_limit: float | None
+    gateway_limit: tuple[int, float] | None
+    list_shape: Literal["360dialog", "meta"]
+    blocklist_capacity: int
+    clock: Callable[[], float]
+
+    def _channel_for_key(self, api_key: str) -> Channel | None: ...
+    def _is_engaged(self, channel: Channel, wa_id: str) -> bool: ...
+    def _partner_authorized(self, request: web.Request) -> bool: ...
+    def _partner_channel(self, channel_id: str) -> Channel | None: ...
+    def _take_failure(self, wa_id: str) -> Failure | None: ...
+    def _next_serial(self) -> int: ...
+    def _count_send(self, wa_id: str) -> None: ...
+    def _count_throttle(self, reason: str) -> None: ...
 
 
 class Reply(Exception):
@@ -93,9 +115,9 @@ def ref(user: str, wa_id: str) -> dict[str, str]:
 
 
 class BaseApi:
-    """Shared steps of the handlers, bound to one `FakeDialog360` (config read per request)."""
+    """Shared steps of the handlers, bound to one `Server` (config read per request)."""
 
-    def __init__(self, fake: FakeDialog360) -> None:
+    def __init__(self, fake: Server) -> None:
         self.fake = fake
 
     # -- shared steps -------------------------------------------------------------------------
@@ -109,6 +131,7 @@ class BaseApi:
             raise Reply(gateway_error(401, "Invalid api key"), 401)
         limit = self.fake.gateway_limit
         if limit is not None and not channel.gateway.hit(limit[0], limit[1], self.fake.clock()):
+            self.fake._count_throttle("gateway")
             count, seconds = limit
             noun = "request" if count == 1 else "requests"
             message = (
@@ -184,6 +207,7 @@ class BaseApi:
         if pair:
             last = channel.last_send.get(wa_id)
             if last is not None and now - last < pair:
+                self.fake._count_throttle("131056")
                 message = "(Business Account, Consumer Account) pair rate limit hit"
                 body = (
                     meta_error(131056, message, _PAIR)
@@ -193,6 +217,7 @@ class BaseApi:
                 raise Reply(body, 400)
         rate = self.fake.throughput
         if rate and not channel.bucket.take(rate, now):
+            self.fake._count_throttle("130429")
             body = (
                 meta_error(130429, "Rate limit hit", _THROUGHPUT)
                 if cloud

@@ -9,6 +9,8 @@ import attrs
 
 REDACTED = "***"
 SECRET_HEADERS = frozenset({"d360-api-key", "x-api-key", "authorization"})
+# Graph API clients may pass the token as ``?access_token=``; recordings are served over HTTP.
+SECRET_QUERY = frozenset({"access_token", "api_key", "apikey", "key", "token"})
 
 
 @attrs.frozen(kw_only=True)
@@ -44,7 +46,8 @@ class RecordedRequest:
     Attributes:
         method: HTTP method.
         path: URL path, without the query string.
-        query: Query parameters (last value wins).
+        query: Query parameters (first value wins); ``access_token``, ``api_key``, ``key`` and
+            ``token`` values are redacted.
         headers: Request headers with ``D360-API-KEY``, ``X-API-Key`` and
             ``Authorization`` redacted; lookups are case-insensitive.
         json: The parsed JSON body, or None if absent or not JSON.

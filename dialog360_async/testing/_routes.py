@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +26,7 @@ from ._handlers import (
     REQUEST_BODY,
     BaseApi,
     Reply,
+    Server,
     decode_cursor,
     encode_cursor,
     guarded,
@@ -33,9 +34,6 @@ from ._handlers import (
     ref,
 )
 from ._state import Channel
-
-if TYPE_CHECKING:
-    from ._fake import FakeDialog360
 
 _PARTNER_ROUTE = "/api/v2/partners/{partner_id}/channels/{channel_id}/block_users"
 _META_SEND_ROUTE = r"/{version:v\d+(?:\.\d+)?}/{phone_id}/messages"
@@ -281,8 +279,8 @@ class Api(BaseApi):
         return self._envelope(200, "Request processed successfully", {"block_users": users})
 
 
-def add_routes(app: web.Application, fake: FakeDialog360) -> None:
-    """Register every route of the fake on ``app``."""
+def add_routes(app: web.Application, fake: Server) -> None:
+    """Register every API route of the fake on ``app``."""
     api = Api(fake)
     app.router.add_routes(
         [
