@@ -79,7 +79,10 @@ def test_jsonl_wire_shape_with_extras(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("", "in.csv:1: empty file"),
+        ("", "in.csv: no messages"),
+        ("\n \n", "in.csv: no messages"),
+        ("to,latitude,longitude\n\n", "in.csv: no messages"),
+        ("\nto,latitude\n", "in.csv:2: missing column 'longitude'"),
         ("to,latitude\n", "in.csv:1: missing column 'longitude'"),
         ("to,latitude,longitude,zip\n", "in.csv:1: unknown column 'zip'"),
         ("to,to,latitude,longitude\n", "in.csv:1: duplicate column 'to'"),
@@ -170,3 +173,87 @@ def test_load_contacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         load_contacts(str(path))
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps([ADA])))
     assert len(load_contacts("-")) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("in.jsonl", ""), ("in.jsonl", "\n  \n"), ("in.csv", "")]
+)
+def test_an_input_without_messages_is_refused(tmp_path: Path, name: str, text: str) -> None:
+    assert _error(tmp_path, name, text) == f"{name}: no messages"
+
+
+def test_a_missing_input_is_one_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as excinfo, MessageSource(str(tmp_path / "gone.jsonl")) as s:
+        s.validate()
+    assert str(excinfo.value) == f"{tmp_path / 'gone.jsonl'}: no such file"
+    with pytest.raises(InputError, match=r"gone\.json: no such file$"):
+        load_contacts(str(tmp_path / "gone.json"))
+    with (
+        pytest.raises(InputError, match="is a directory"),
+        MessageSource(str(tmp_path), "csv") as s,
+    ):
+        s.validate()
+
+
+@pytest.mark.parametrize("header", ["to,lat,lon", "to,latitude", "to,formatted_name,city"])
+def test_a_wrong_csv_header_names_both_layouts(tmp_path: Path, header: str) -> None:
+    message = _error(tmp_path, "in.csv", f"{header}\n+15550001,1,2\n")
+    assert message.startswith("in.csv:1: ")
+    assert "to,latitude,longitude[,name,address]" in message
+    assert "to,formatted_name[,first_name,last_name,phone]" in message
+
+
+def _line(to: str, key: str | None = None, longitude: float = 13.4) -> str:
+    data: dict[str, object] = {"to": to, "location": {"latitude": 52.5, "longitude": longitude}}
+    if key is not None:
+        data["key"] = key
+    return json.dumps(data) + "\n"
+
+
+def test_every_repeated_key_is_reported_with_its_first_line(tmp_path: Path) -> None:
+    text = "".join(
+        [
+            _line("+15550001"),  # 1
+            _line("+15550002", key="k"),  # 2
+            _line("+15550001", longitude=1),  # 3: same recipient, other content: no repeat
+            _line("+15550001"),  # 4: repeats line 1 (default key: recipient + content hash)
+            "\n",  # 5
+            _line("+15550003", key="k"),  # 6: repeats line 2's explicit key
+            _line("+15550001"),  # 7: repeats line 1 again
+        ]
+    )
+    found: list[str] = []
+    with pytest.raises(InputError) as excinfo, _source(tmp_path, "in.jsonl", text) as source:
+        source.validate(on_duplicate=lambda error: found.append(str(error)))
+    where = str(tmp_path / "in.jsonl")
+    assert found == [
+        f"{where}:4: duplicate of line 1",
+        f"{where}:6: duplicate of line 2",
+        f"{where}:7: duplicate of line 1",
+    ]
+    assert str(excinfo.value).startswith(f"{where}: 3 lines repeat an earlier key")
+    with pytest.raises(InputError, match=r"in\.jsonl:4: duplicate of line 1$"):
+        with _source(tmp_path, "in.jsonl", text) as source:
+            source.validate()  # without a callback: the first repeat is the error
+
+
+def test_an_explicit_key_may_not_take_another_lines_default_key(tmp_path: Path) -> None:
+    with _source(tmp_path, "in.jsonl", _line("+15550001")) as source:
+        [row] = source
+    text = _line("+15550001") + _line("+15550009", key=row.journal_key)
+    with pytest.raises(InputError, match=r"in\.jsonl:2: duplicate of line 1$"):
+        with _source(tmp_path, "in.jsonl", text) as source:
+            source.validate()
+
+
+def test_csv_and_stdin_repeats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "to,latitude,longitude,key\n+15550001,1,2,a\n+15550002,1,2,\n+15550003,1,2,a\n"
+    with pytest.raises(InputError, match=r"in\.csv:4: duplicate of line 2$"):
+        with _source(tmp_path, "in.csv", text) as source:
+            source.validate()
+    monkeypatch.setattr("sys.stdin", io.StringIO(_line("+15550001") * 2))
+    with (
+        pytest.raises(InputError, match=r"^<stdin>:2: duplicate of line 1$"),
+        MessageSource("-") as s,
+    ):
+        s.validate()

@@ -2,18 +2,21 @@
 
 Everything is checked strictly against the wire shape (unknown keys, wrong types, missing fields)
 before the models validate their values, so a typo in line 9,000 is reported as
-``file:9000: reason`` instead of being dropped or coerced silently.
+``file:9000: reason`` instead of being dropped or coerced silently. A broadcast's keys are
+checked for repeats too, in a temporary SQLite table so that memory stays flat.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import sqlite3
 import sys
 import tempfile
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NamedTuple, Self
@@ -21,6 +24,7 @@ from typing import IO, Any, NamedTuple, Self
 import attrs
 import cattrs
 
+from .._bulk import message_key
 from .._converter import structure
 from .._models import Contact, ContactsMessage, Location, LocationMessage, Message, Name, Phone
 from ..errors import ValidationError
@@ -31,6 +35,10 @@ __all__ = ["InputError", "MessageSource", "Row", "UsageError", "load_contacts", 
 _MESSAGE_EXTRAS = frozenset({"key", "type", "messaging_product", "recipient_type"})
 _LOCATION_COLUMNS = ("to", "latitude", "longitude", "name", "address")
 _CONTACT_COLUMNS = ("to", "formatted_name", "first_name", "last_name", "phone")
+_LAYOUTS = (
+    "expected to,latitude,longitude[,name,address] for locations or "
+    "to,formatted_name[,first_name,last_name,phone] for contact cards, each with an optional key"
+)
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 
@@ -52,6 +60,20 @@ class Row(NamedTuple):
     line: int
     message: Message
     key: str | None
+
+    @property
+    def journal_key(self) -> str:
+        """The key a run records the message under: the given one, else :func:`message_key`."""
+        return self.key or message_key(self.message)
+
+
+def _open(path: str, name: str) -> IO[str]:
+    try:
+        return open(path, encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise InputError(name, None, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(name, None, "is a directory, not a file") from None
 
 
 # -- strict wire-shape check ----------------------------------------------------------------
@@ -143,11 +165,15 @@ def load_contacts(path: str) -> list[Contact]:
     """Read ``send-contacts --file``: one contact object or a list, as JSON (``-`` = stdin).
 
     Raises:
-        InputError: the file is not JSON, or not contacts in the wire shape.
+        InputError: the file is missing, not JSON, or not contacts in the wire shape.
         OSError: the file cannot be read.
     """
     name = "<stdin>" if path == "-" else path
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        with _open(path, name) as file:
+            text = file.read()
     try:
         return parse_contacts(json.loads(text))
     except json.JSONDecodeError as exc:
@@ -222,7 +248,7 @@ def _csv_message(row: dict[str, str | None], contacts: bool) -> Message:
     return LocationMessage(to=to, location=where)
 
 
-def _csv_layout(header: list[str], source: str) -> bool:
+def _csv_layout(header: list[str], source: str, line: int) -> bool:
     """Check the header; True for contact rows, False for location rows."""
     columns = set(header)
     contacts = "formatted_name" in columns
@@ -234,17 +260,19 @@ def _csv_layout(header: list[str], source: str) -> bool:
         ("duplicate column", sorted({c for c in header if header.count(c) > 1})),
     ):
         if names:
-            expected = ",".join(_CONTACT_COLUMNS if contacts else _LOCATION_COLUMNS)
-            raise InputError(source, 1, f"{problem} {names[0]!r} (expected {expected}[,key])")
+            raise InputError(source, line, f"{problem} {names[0]!r} ({_LAYOUTS})")
     return contacts
 
 
 def _csv_rows(lines: Iterable[str], source: str) -> Iterator[Row]:
     reader = csv.reader(lines)
-    header = [c.strip().lower() for c in next(reader, [])]
-    if not header:
-        raise InputError(source, 1, "empty file: expected a header line")
-    contacts = _csv_layout(header, source)
+    for values in reader:  # the header is the first line that is not blank
+        header = [c.strip().lower() for c in values]
+        if any(header):
+            break
+    else:
+        return  # no messages: MessageSource.validate says so, as for an empty JSONL file
+    contacts = _csv_layout(header, source, reader.line_num)
     for values in reader:
         if not any(v.strip() for v in values):
             continue
@@ -260,6 +288,33 @@ def _csv_rows(lines: Iterable[str], source: str) -> Iterator[Row]:
 
 
 # -- the source of a broadcast --------------------------------------------------------------
+
+# Every line after the first of its key, with that first line, in line order.
+_REPEATS = """
+SELECT line, first FROM (SELECT line, min(line) OVER (PARTITION BY key) AS first FROM keys)
+WHERE line > first ORDER BY line
+"""
+
+
+def _tee(lines: Iterable[str], copy: IO[str]) -> Iterator[str]:
+    for line in lines:
+        copy.write(line)
+        yield line
+
+
+def _record_keys(db: sqlite3.Connection, rows: Iterable[Row]) -> int:
+    """Store every row's key and line number in table ``keys``; returns the row count."""
+    count = 0
+
+    def pairs() -> Iterator[tuple[str, int]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row.journal_key, row.line
+
+    db.execute("CREATE TABLE keys (key TEXT NOT NULL, line INTEGER NOT NULL)")
+    db.executemany("INSERT INTO keys VALUES (?, ?)", pairs())
+    return count
 
 
 class MessageSource:
@@ -286,33 +341,49 @@ class MessageSource:
         parse = _csv_rows if self.format == "csv" else _jsonl_rows
         return parse(lines, self.name)
 
-    def validate(self) -> int:
+    def validate(self, on_duplicate: Callable[[InputError], object] | None = None) -> int:
         """Read and check every line without keeping any; returns the number of messages.
 
+        Keys (:attr:`Row.journal_key`) must be unique: every line whose key an earlier line
+        has is passed to ``on_duplicate`` as ``source:line: duplicate of line N``, in line
+        order, and then the input is refused; without ``on_duplicate`` the first is raised.
+
         Raises:
-            InputError: at the first bad line.
+            InputError: at the first bad line, after the duplicates, or if there is no message.
             OSError: the file cannot be read.
         """
-        if self.path != "-":
-            with open(self.path, encoding="utf-8-sig", newline="") as file:
-                return sum(1 for _ in self._rows(file))
-        # Outlives this call: iteration reads it back, close() drops it.
-        spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
-        self._spool = spool
-
-        def tee() -> Iterator[str]:
-            for line in sys.stdin:
-                spool.write(line)
-                yield line
-
-        return sum(1 for _ in self._rows(tee()))
+        with contextlib.ExitStack() as stack:
+            lines: Iterable[str]
+            if self.path == "-":
+                # Outlives this call: iteration reads it back, close() drops it.
+                self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+                lines = _tee(sys.stdin, self._spool)
+            else:
+                lines = stack.enter_context(_open(self.path, self.name))
+            # "" is a private temporary database on disk: a million keys cost a few MB of RAM.
+            keys = stack.enter_context(contextlib.closing(sqlite3.connect("")))
+            count = _record_keys(keys, self._rows(lines))
+            if not count:
+                raise InputError(self.name, None, "no messages")
+            repeats = 0
+            for line, first in keys.execute(_REPEATS):
+                error = InputError(self.name, line, f"duplicate of line {first}")
+                if on_duplicate is None:
+                    raise error
+                on_duplicate(error)
+                repeats += 1
+        if repeats:
+            raise InputError(
+                self.name, None, f"{repeats} lines repeat an earlier key: give each its own key"
+            )
+        return count
 
     def __iter__(self) -> Iterator[Row]:
         if self._spool is not None:
             self._spool.seek(0)
             yield from self._rows(self._spool)
             return
-        with open(self.path, encoding="utf-8-sig", newline="") as file:
+        with _open(self.path, self.name) as file:
             yield from self._rows(file)
 
     def close(self) -> None:

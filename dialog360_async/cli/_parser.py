@@ -1,0 +1,245 @@
+"""The ``dialog360`` command line's grammar: commands, options and help texts.
+
+Every parser is a :class:`Parser`, whose usage errors never repeat a value from the command
+line: a value may be the API key, given to the wrong option or after a misspelt one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
+
+from .._version import __version__
+from ._broadcast import broadcast
+from ._commands import PROG, block, blocked, demo, report, run, send
+from ._distributed import add_campaign_commands, add_distributed_options
+
+__all__ = ["GLOBAL_DEFAULTS", "Parser", "build_parser", "option_names", "without_values"]
+
+_ARGUMENT = re.compile(r"argument (?P<name>[^:]+): (?P<detail>.*)", re.DOTALL)
+_TYPED = re.compile(r"invalid [\w.]+ value")
+_VALUELESS = re.compile(
+    r"expected (one|at most one|at least one|\d+) arguments?|not allowed with argument \S+"
+)
+_OPTION = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*")
+
+
+def option_names(tokens: Iterable[str]) -> str:
+    """The option names among command-line tokens (``--name=value`` shows ``--name``)."""
+    names = [t.split("=", 1)[0] for t in tokens]
+    return " ".join(n for n in names if _OPTION.fullmatch(n)) or "extra values"
+
+
+def without_values(message: str) -> str:
+    """An argparse error message with every value from the command line left out."""
+    argument = _ARGUMENT.fullmatch(message)
+    if argument is not None:
+        name, detail = argument["name"], argument["detail"]
+        if detail.startswith("invalid choice"):
+            _, found, choices = detail.rpartition(" (choose from ")
+            listed = f" (choose from {choices}" if found else ""
+            return f"argument {name}: invalid choice{listed}"
+        typed = _TYPED.match(detail)
+        if typed is not None:
+            return f"argument {name}: {typed[0]}"
+        if detail.startswith("ignored explicit argument"):
+            return f"argument {name}: takes no value"
+        if _VALUELESS.fullmatch(detail):
+            return message
+        return f"argument {name}: invalid value"  # e.g. an ArgumentTypeError's own text
+    head, _, rest = message.partition(": ")
+    if head == "ambiguous option":
+        option, _, matches = rest.rpartition(" could match ")
+        return f"ambiguous option: {option_names([option])} could match {matches}"
+    if head == "unrecognized arguments":
+        return f"unrecognized arguments: {option_names(rest.split())}"
+    if message.startswith(("the following arguments are required: ", "one of the arguments ")):
+        return message
+    return "invalid command line (see --help)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors name options, never the values given to them.
+
+    Subparsers are of the parser's own class, so one class covers every command.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the error without values, and exit with status 2."""
+        super().error(without_values(message))
+
+
+_EPILOG = (
+    "The options above may also follow the command. Set the API key in the D360_API_KEY "
+    "environment variable rather than with --api-key: command lines are visible to other users "
+    "of the machine. 'dialog360 demo' needs no key and no network. Exit status: 0 ok (for a "
+    "broadcast: every message sent, or skipped as sent before), 1 an API or file error, or a "
+    "message failed or unknown, 2 bad usage or input (nothing sent), 3 a broadcast channel was "
+    "halted, 130 interrupted."
+)
+
+_BROADCAST_HELP = """\
+INPUT is a .jsonl file (one message per line in the wire shape, e.g.
+  {"to": "+4915112345678", "type": "location", "location": {"latitude": 52.5, "longitude": 13.4}}
+  {"to": "+4915112345678", "type": "contacts", "contacts": [{"name": {...}, "phones": [...]}]}
+with an optional "key"), a .csv file with a header line, either
+  to,latitude,longitude[,name,address]            -> location messages
+  to,formatted_name,first_name,last_name,phone    -> one-contact messages
+(plus an optional key column), or - for JSONL on standard input.
+
+The whole input is validated first: a bad line stops the command with "INPUT:LINE: reason"
+and exit code 2 before anything is sent, and so does an input without messages. Keys
+(default: recipient plus a hash of the content) must be unique: every line that repeats an
+earlier line's key is reported as "INPUT:LINE: duplicate of line N". Then the input is
+streamed (memory stays flat).
+
+Writes one JSON line per message to --output: key, to, status (sent, failed, unknown,
+skipped, cancelled), message_id, error, code, attempts. "unknown" means the message may or
+may not have been delivered; it is never resent, not even with --resume. The summary goes to
+stderr.
+
+With --journal, every send is recorded; after a crash or Ctrl-C, run the same command with
+--resume to send only what was not sent yet. --resume needs the journal to exist, and appends
+to --output, which then holds every outcome (and message id) of both runs. INPUT, --output and
+--journal must be three different files.
+
+Exit status: 0 every message sent (or skipped as sent before), 1 some failed or unknown,
+2 bad usage or input (nothing sent), 3 a channel was halted (its remaining messages are
+cancelled), 130 interrupted.
+"""
+
+
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "api_key": None,
+    "base_url": None,
+    "on_premise": False,
+    "timeout": 30.0,
+}
+
+
+def _global_options(parser: argparse.ArgumentParser, *, shown: bool) -> None:
+    # Accepted before and after the command, documented once. SUPPRESS (main fills in the
+    # defaults) keeps the command's copy of an option from resetting a value given before it.
+    default = argparse.SUPPRESS
+
+    def text(words: str) -> str:
+        return words if shown else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--api-key",
+        default=default,
+        metavar="KEY",
+        help=text("the channel's D360-API-KEY (default: $D360_API_KEY)"),
+    )
+    parser.add_argument(
+        "--base-url",
+        default=default,
+        metavar="URL",
+        help=text("API root (default: $D360_BASE_URL, else the 360dialog URL of the API)"),
+    )
+    parser.add_argument(
+        "--on-premise",
+        action="store_true",
+        default=default,
+        help=text("use the On-Premise API (OnPremiseClient)"),
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="S",
+        help=text("seconds per attempt (30)"),
+    )
+
+
+def build_parser() -> Parser:
+    """The parser of the whole command line; each command sets its ``handler``."""
+    parser = Parser(
+        prog=PROG,
+        description="Send WhatsApp location and contacts messages and manage blocklists "
+        "through the 360dialog API.",
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _global_options(parser, shown=True)
+    common = Parser(add_help=False)
+    _global_options(common, shown=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str) -> Any:
+        sub = commands.add_parser(name, help=text, description=text, parents=[common])
+        sub.set_defaults(handler=handler)
+        return sub
+
+    sub = command("send-location", run(send), "send a location message; prints its id")
+    sub.add_argument("--to", required=True, metavar="NUMBER", help="recipient phone or wa_id")
+    sub.add_argument("--lat", required=True, type=float, help="latitude, -90..90")
+    sub.add_argument("--lon", required=True, type=float, help="longitude, -180..180")
+    sub.add_argument("--name", help="name of the place")
+    sub.add_argument("--address", help="address of the place")
+
+    sub = command("send-contacts", run(send), "send contact cards; prints the message id")
+    sub.add_argument("--to", required=True, metavar="NUMBER", help="recipient phone or wa_id")
+    sub.add_argument(
+        "--file",
+        required=True,
+        metavar="JSON",
+        help='one contact or a list, in the wire shape, e.g. {"name": {"formatted_name": '
+        '"Ada", "first_name": "Ada"}, "phones": [{"phone": "+441234567"}]}; - = stdin',
+    )
+
+    sub = command("block", run(block), "block users; prints added/failed per wa_id")
+    sub.add_argument("users", nargs="+", metavar="USER")
+    sub.add_argument("--reason", help="block reason, under 60 characters (On-Premise only)")
+    sub = command("unblock", run(block), "unblock users; prints removed/failed per wa_id")
+    sub.add_argument("users", nargs="+", metavar="USER")
+    command("blocked", run(blocked), "list blocked users, one wa_id per line")
+
+    sub = command("report", report, "report a user to WhatsApp (On-Premise only)")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("--reason", help="why, under 60 characters")
+    sub.add_argument("--block", action="store_true", help="block the user too")
+    sub.add_argument("--message-id", help="the offending message (default: the last 5)")
+
+    sub = commands.add_parser(
+        "broadcast",
+        help="send every message of a JSONL or CSV file, resumably",
+        description="Send every message of INPUT at a bounded concurrency and rate.",
+        epilog=_BROADCAST_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    sub.set_defaults(handler=broadcast)
+    sub.add_argument("input", metavar="INPUT", help="a .jsonl or .csv file, or - for stdin")
+    sub.add_argument("--format", choices=("jsonl", "csv"), help="override the guess by suffix")
+    sub.add_argument(
+        "--output", metavar="FILE", help="results as JSONL (default: stdout; --resume appends)"
+    )
+    sub.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
+    sub.add_argument("--rate", type=float, default=80.0, help="msg/s, 0 = no limit (80)")
+    sub.add_argument("--journal", metavar="FILE", help="record every send in this file")
+    sub.add_argument(
+        "--resume", action="store_true", help="continue the run recorded in --journal (must exist)"
+    )
+    add_distributed_options(sub)
+    add_campaign_commands(commands, common)
+
+    sub = command(
+        "demo",
+        demo,
+        "offline broadcast through the bundled fake server (no key, no network)",
+    )
+    sub.add_argument("--count", type=int, default=5000, help="messages to send (5000)")
+    sub.add_argument("--channels", type=int, default=5, help="channels, one key each (5)")
+    sub.add_argument("--rate", type=float, default=80.0, help="msg/s per channel, 0 = off (80)")
+    sub.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
+    sub.add_argument("--seed", type=int, help="seed of the random message contents")
+
+    commands.add_parser(
+        "fake-server",
+        add_help=False,
+        help="run the fake 360dialog server (see: dialog360 fake-server --help)",
+    )
+    return parser
