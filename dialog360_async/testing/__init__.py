@@ -8,8 +8,18 @@ Example::
         assert fake.sends["15550001"] == 1
 """
 
+from ._delivery import Delivery, DeliveryLog, Fate, WebhookPlan
 from ._fake import FakeDialog360
 from ._models import FakeResponse, RecordedRequest
 from ._samples import SEED_CONTACT_CARD
 
-__all__ = ["SEED_CONTACT_CARD", "FakeDialog360", "FakeResponse", "RecordedRequest"]
+__all__ = [
+    "SEED_CONTACT_CARD",
+    "Delivery",
+    "DeliveryLog",
+    "FakeDialog360",
+    "FakeResponse",
+    "Fate",
+    "RecordedRequest",
+    "WebhookPlan",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import signal
 import sys
@@ -12,10 +13,13 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .._transport import is_loopback
+from ._delivery import WebhookPlan
 from ._fake import FakeDialog360
+from ._webhook_config import target
 
 PROG = "python -m dialog360_async.testing"
 RECORD_LIMIT = 10_000
+SECRET_ENV = "DIALOG360_FAKE_WEBHOOK_SECRET"
 _OPTION = re.compile(r"--[a-z][a-z0-9-]*")
 
 
@@ -54,6 +58,37 @@ def _count(value: str) -> int:
     if not value.isdigit():
         raise argparse.ArgumentTypeError("expected a whole number >= 0")
     return int(value)
+
+
+def _ratio(value: str) -> float:
+    try:
+        ratio = float(value)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise argparse.ArgumentTypeError("expected a number from 0 to 1")
+    return ratio
+
+
+def _loopback_url(value: str) -> str:
+    try:
+        found = target(value)
+    except ValueError:
+        found = None
+    if found is None or not found.loopback:
+        raise argparse.ArgumentTypeError("expected an http(s) URL on 127.0.0.1, ::1 or localhost")
+    return value
+
+
+def _header(value: str) -> tuple[str, str]:
+    name, sep, text = value.partition(":")
+    try:
+        target("http://127.0.0.1/", {name.strip(): text.strip()})
+    except ValueError:
+        sep = ""
+    if not sep:
+        raise argparse.ArgumentTypeError("expected NAME:VALUE (a header name without underscores)")
+    return name.strip(), text.strip()
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -108,7 +143,59 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="record no requests (the counters still count)",
     )
+    hooks = parser.add_argument_group(
+        "webhooks",
+        "POST status webhooks (sent, delivered, read or failed) for every accepted send, as "
+        "360dialog does. Free-form sends to users outside the 24h window fail with 131047 "
+        "(On-Premise 470) unless --engage-all. Clients may also set a channel's URL with "
+        "POST /v1/configs/webhook.",
+    )
+    hooks.add_argument(
+        "--webhook-url",
+        type=_loopback_url,
+        metavar="URL",
+        help="default webhook of every channel (loopback only)",
+    )
+    hooks.add_argument(
+        "--webhook-header",
+        type=_header,
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="header sent with every webhook POST (repeatable)",
+    )
+    hooks.add_argument(
+        "--webhook-secret",
+        metavar="SECRET",
+        help="sign bodies: x-360dialog-signature = hex HMAC-SHA256 (better: the environment "
+        "variable DIALOG360_FAKE_WEBHOOK_SECRET, which ps cannot show)",
+    )
+    hooks.add_argument(
+        "--webhook-fail-ratio",
+        type=_ratio,
+        default=0.0,
+        metavar="F",
+        help="share of sends that fail (codes 131026, 131049, 131050, 130472)",
+    )
+    hooks.add_argument(
+        "--webhook-read-ratio", type=_ratio, default=1.0, metavar="F", help="share read"
+    )
+    hooks.add_argument(
+        "--webhook-batch", type=_count, default=1, metavar="N", help="statuses per POST (max)"
+    )
+    hooks.add_argument("--webhook-seed", type=int, default=None, metavar="N", help="random seed")
     return parser
+
+
+def _plan(args: argparse.Namespace) -> WebhookPlan:
+    return WebhookPlan(
+        fail_ratio=args.webhook_fail_ratio,
+        codes=(131026, 131049, 131050, 130472),
+        read_ratio=args.webhook_read_ratio,
+        max_batch=max(args.webhook_batch, 1),
+        linger=0.05 if args.webhook_batch > 1 else 0.0,
+        seed=args.webhook_seed,
+    )
 
 
 async def _serve(fake: FakeDialog360, partner_channels: Sequence[str]) -> None:
@@ -128,6 +215,8 @@ async def _serve(fake: FakeDialog360, partner_channels: Sequence[str]) -> None:
             flush=True,
         )
         await stop.wait()
+        with contextlib.suppress(TimeoutError):  # let webhooks in flight end, briefly
+            await asyncio.wait_for(fake.webhooks_idle(), 2.0)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
@@ -156,6 +245,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         list_shape=args.list_shape,
         host=args.host,
         port=args.port,
+        webhook_url=args.webhook_url,
+        webhook_headers=dict(args.webhook_header),
+        webhook_secret=args.webhook_secret or os.environ.get(SECRET_ENV) or None,
+        webhooks=_plan(args),
     )
     try:
         asyncio.run(_serve(fake, args.partner_channel))

@@ -119,7 +119,7 @@ def user_error(code: int, message: str, details: str) -> dict[str, Any]:
 
 # -- message bodies -----------------------------------------------------------------------------
 
-MessageType = Literal["location", "contacts", "text"]
+MessageType = Literal["location", "contacts", "text", "template"]
 
 
 def _require(body: Mapping[str, Any], key: str, where: str = "") -> Any:
@@ -208,6 +208,30 @@ def _text(body: Mapping[str, Any]) -> None:
         raise BodyError(f"text.body must be a string of 1 to {MAX_TEXT} characters.")
 
 
+def _template(body: Mapping[str, Any], *, cloud: bool) -> None:
+    # webhooks-and-statuses.md §6: name + language.code; On-Premise also needs the namespace
+    # and the deterministic language policy. Components are passed through, not checked.
+    template = _object(_require(body, "template"), "template")
+    name = _require(template, "name", "template.")
+    if not isinstance(name, str) or not name.strip():
+        raise BodyError("template.name must be a non-empty string.")
+    language = _object(_require(template, "language", "template."), "template.language")
+    code = _require(language, "code", "template.language.")
+    if not isinstance(code, str) or not code:
+        raise BodyError("template.language.code must be a non-empty string.")
+    components = template.get("components")
+    if components is not None and (
+        not isinstance(components, list) or not all(isinstance(c, dict) for c in components)
+    ):
+        raise BodyError("template.components must be a list of objects.")
+    if not cloud:
+        namespace = _require(template, "namespace", "template.")
+        if not isinstance(namespace, str) or not namespace:
+            raise BodyError("template.namespace must be a non-empty string.")
+        if language.get("policy") != "deterministic":
+            raise BodyError('template.language.policy must be "deterministic".')
+
+
 def drop_nulls(value: Any) -> Any:
     """``value`` with every ``null`` object member left out, at any depth.
 
@@ -236,9 +260,12 @@ def validate_message(body: object, *, cloud: bool) -> tuple[str, str]:
     if wa_id is None:
         raise BodyError("to must be a phone number or WhatsApp ID.")
     kind = _require(message, "type")
+    if kind == "template":
+        _template(message, cloud=cloud)
+        return str(to), wa_id
     checks = {"location": _location, "contacts": _contacts, "text": _text}
     if kind not in checks:
-        raise BodyError("type must be one of location, contacts, text.")
+        raise BodyError("type must be one of location, contacts, text, template.")
     checks[kind](message)
     return str(to), wa_id
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -14,17 +14,20 @@ from aiohttp import web
 
 from ._bodies import digits
 from ._control import CONTROL_PREFIX, add_control_routes
+from ._delivery import WebhookPlan
 from ._faults import Failure, Faults, answer
 from ._handlers import INVALID_JSON, REQUEST_BODY
 from ._models import FakeResponse, RecordedRequest
 from ._routes import add_routes
 from ._state import Channel, Channels
 from ._stats import Stats
+from ._webhook_api import WebhookSide
+from ._webhook_config import add_webhook_config_routes
 
 __all__ = ["FakeDialog360"]
 
 
-class FakeDialog360:
+class FakeDialog360(WebhookSide):
     """A faithful in-process fake of the 360dialog Cloud, On-Premise and Partner APIs.
 
     Serves Cloud routes at ``/``, On-Premise at ``/v1/...`` and the Partner API at ``/api/v2``
@@ -32,7 +35,13 @@ class FakeDialog360:
     recorded requests at ``GET /_fake/requests`` and `reset` at ``POST /_fake/reset``.
     Configuration attributes (``throughput``, ``pair_rate_limit``, ``gateway_limit``,
     ``engage_all``, ``record_requests``, ``record_limit``, ``list_shape``,
-    ``blocklist_capacity``) are plain attributes that tests may change between calls.
+    ``blocklist_capacity``, ``webhooks``) are plain attributes that tests may change between
+    calls.
+
+    Webhooks: with a URL (``webhook_url``, `set_webhook`, or a client's
+    ``POST /v1/configs/webhook``) every accepted send gets status webhooks as `WebhookPlan`
+    says, `user_writes` posts inbound messages, `delivery` remembers what was decided and
+    `webhooks_idle` waits for the POSTs to end. Without one the send path does no extra work.
 
     Args:
         api_keys: Valid ``D360-API-KEY`` values, one channel each. None accepts any
@@ -52,6 +61,10 @@ class FakeDialog360:
         host: Interface to bind; loopback by default.
         port: Port to bind; 0 picks a free one.
         clock: Monotonic clock used by every rate limiter.
+        webhook_url: Default webhook of every channel (loopback only: this is a test server).
+        webhook_headers: Headers sent with every POST to ``webhook_url``.
+        webhook_secret: Sign every webhook body: ``x-360dialog-signature`` = hex HMAC-SHA256.
+        webhooks: How statuses are decided, delayed, batched and redelivered.
     """
 
     def __init__(
@@ -72,6 +85,10 @@ class FakeDialog360:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        webhook_url: str | None = None,
+        webhook_headers: Mapping[str, str] | None = None,
+        webhook_secret: str | bytes | None = None,
+        webhooks: WebhookPlan | None = None,
     ) -> None:
         self.partner_id = partner_id
         self._partner_api_key = partner_api_key
@@ -89,7 +106,7 @@ class FakeDialog360:
         self._host = host
         self._port = port
         self._channels = Channels(api_keys)
-        self._engaged_everywhere: set[str] = set()
+        self._init_webhooks(webhook_url, webhook_headers, webhook_secret, webhooks)
         self._faults = Faults()
         self._stats = Stats()
         # The stats' own objects, cleared in place by reset(): recorded requests, oldest first,
@@ -108,6 +125,7 @@ class FakeDialog360:
             raise RuntimeError("FakeDialog360 is already started")
         app = web.Application(middlewares=[self._middleware])
         add_routes(app, self)
+        add_webhook_config_routes(app, self)
         add_control_routes(app, self)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -120,11 +138,13 @@ class FakeDialog360:
         shown = f"[{host}]" if ":" in host else host
         self._runner = runner
         self._url = f"http://{shown}:{port}"
+        self._emitter.start()
 
     async def close(self) -> None:
-        """Stop serving and drop open connections; safe to call twice."""
+        """Stop serving, cancel pending webhooks and drop open connections; safe to call twice."""
         runner, self._runner = self._runner, None
         if runner is not None:
+            await self._emitter.close()
             await runner.cleanup()
 
     async def __aenter__(self) -> Self:
@@ -156,17 +176,6 @@ class FakeDialog360:
 
     # -- state ------------------------------------------------------------------------------
 
-    def engage(self, *numbers: str, api_key: str | None = None) -> None:
-        """Put users inside the 24h window of one channel (``api_key``) or of every channel."""
-        wa_ids = {digits(number) for number in numbers}
-        if api_key is None:
-            self._engaged_everywhere |= wa_ids
-            return
-        channel = self._channels.for_key(api_key)
-        if channel is None:
-            raise ValueError("engage(): that api_key is not one of the fake's api_keys")
-        channel.engaged |= wa_ids
-
     def add_partner_channel(self, channel_id: str, api_key: str | None = None) -> None:
         """Expose a channel via the Partner API; with ``api_key`` it shares that key's state."""
         self._channels.add_partner(channel_id, api_key)
@@ -180,10 +189,6 @@ class FakeDialog360:
         """Return the wa_ids currently blocked by a partner channel."""
         channel = self._channels.partner(channel_id)
         return [] if channel is None else list(channel.blocked)
-
-    def _is_engaged(self, channel: Channel, wa_id: str) -> bool:
-        """Whether ``wa_id`` may be blocked or reported by ``channel``."""
-        return self.engage_all or wa_id in self._engaged_everywhere or wa_id in channel.engaged
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -236,22 +241,33 @@ class FakeDialog360:
         ``recipients``, ``duplicates`` as wa_id -> count, ``duplicate_sends`` = sends beyond
         the first per recipient, and ``by_recipient`` when asked), ``throttled`` (the fake's
         own limits: ``by_reason`` ``"130429"``, ``"131056"``, ``"gateway"``), ``in_flight``,
-        ``max_in_flight``, ``recorded`` (``enabled``, ``kept``, ``limit``, ``dropped``) and
-        ``channels``. Requests to ``/_fake/`` are not counted.
+        ``max_in_flight``, ``recorded`` (``enabled``, ``kept``, ``limit``, ``dropped``),
+        ``channels`` and ``webhooks`` (``posts`` = POST attempts, ``delivered`` = answered 200,
+        ``redeliveries``, ``failed_attempts``, ``timeouts``, ``gave_up`` = bodies abandoned
+        after every attempt failed, ``statuses`` and ``messages`` received, ``duplicates``,
+        ``early`` = first statuses posted before the send's answer, ``not_loopback`` = sends
+        whose webhook URL the fake will not call, ``pending``). Requests to ``/_fake/`` are
+        not counted.
         """
         snapshot = self._stats.snapshot(
             recording=self.record_requests, limit=self.record_limit, by_recipient=by_recipient
         )
         snapshot["channels"] = sum(1 for _ in self._channels)
+        snapshot["webhooks"] = self._emitter.counters.snapshot(self._emitter.pending)
         return snapshot
 
     def reset(self, *, state: bool = False) -> None:
-        """Clear recorded requests, counters, scripts, injected failures and limiter history.
+        """Clear recorded requests, counters, scripts, injected failures, fates, `delivery`
+        and limiter history (webhooks already scheduled still go out).
 
-        Configuration is kept. With ``state=True`` blocklists and engagement are cleared too.
+        Configuration (webhooks included) is kept. With ``state=True`` blocklists and
+        engagement are cleared too.
         """
         self._stats.clear()
         self._faults.clear()
+        self._emitter.counters.clear()
+        self._emitter.fates.clear()
+        self._emitter.log.clear()
         for channel in self._channels:
             channel.reset_limits()
         if state:

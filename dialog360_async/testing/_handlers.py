@@ -8,7 +8,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from aiohttp import web
 
@@ -25,6 +25,9 @@ from ._bodies import (
 )
 from ._faults import Failure
 from ._state import Channel
+
+if TYPE_CHECKING:
+    from ._webhook_config import Target
 
 # Set by the middleware for the task handling one request (request storage keys differ
 # across the aiohttp versions we support).
@@ -68,6 +71,10 @@ class Server(Protocol):
     def _next_serial(self) -> int: ...
     def _count_send(self, wa_id: str) -> None: ...
     def _count_throttle(self, reason: str) -> None: ...
+    def _webhook_target(self, channel: Channel) -> Target | None: ...
+    def _accepted(
+        self, channel: Channel, wa_id: str, message_id: str, api: Literal["cloud", "on_premise"]
+    ) -> Awaitable[object] | None: ...
 
 
 class Reply(Exception):
@@ -188,7 +195,10 @@ class BaseApi:
                 removed.append(ref(user, wa_id))
         return removed, failed
 
-    def send(self, request: web.Request, *, cloud: bool, key: str | None = None) -> tuple[str, str]:
+    def send(
+        self, request: web.Request, *, cloud: bool, key: str | None = None
+    ) -> tuple[Channel, str, str]:
+        """Validate and admit one message send: ``(channel, to, wa_id)`` or a `Reply`."""
         channel = self.d360(request, key)
         try:
             to, wa_id = validate_message(REQUEST_BODY.get(), cloud=cloud)
@@ -227,4 +237,4 @@ class BaseApi:
         if pair:
             channel.last_send[wa_id] = now
         self.fake._count_send(wa_id)
-        return to, wa_id
+        return channel, to, wa_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -46,8 +46,10 @@ class Api(BaseApi):
 
     @guarded
     async def cloud_send(self, request: web.Request) -> web.StreamResponse:
-        to, wa_id = self.send(request, cloud=True)
-        return self._sent(to, wa_id)
+        response, early = self._sent(*self.send(request, cloud=True))
+        if early is not None:  # its first status webhook goes out before this answer
+            await early
+        return response
 
     @guarded
     async def meta_send(self, request: web.Request) -> web.StreamResponse:
@@ -55,18 +57,24 @@ class Api(BaseApi):
         clients call it): the bearer token stands for a D360 key, the body is a Cloud body
         whose ``null`` members count as absent."""
         REQUEST_BODY.set(drop_nulls(REQUEST_BODY.get()))
-        to, wa_id = self.send(request, cloud=True, key=self.bearer(request))
-        return self._sent(to, wa_id)
+        response, early = self._sent(*self.send(request, cloud=True, key=self.bearer(request)))
+        if early is not None:
+            await early
+        return response
 
-    def _sent(self, to: str, wa_id: str) -> web.Response:
+    def _sent(
+        self, channel: Channel, to: str, wa_id: str
+    ) -> tuple[web.Response, Awaitable[object] | None]:
+        """The answer to an accepted Cloud send, and what to await before giving it."""
         message_id = wamid(wa_id, self.fake._next_serial())
-        return web.json_response(
+        response = web.json_response(
             {
                 "messaging_product": "whatsapp",
                 "contacts": [{"input": to, "wa_id": wa_id}],
                 "messages": [{"id": message_id}],
             }
         )
+        return response, self.fake._accepted(channel, wa_id, message_id, "cloud")
 
     @guarded
     async def cloud_block(self, request: web.Request) -> web.StreamResponse:
@@ -133,8 +141,13 @@ class Api(BaseApi):
 
     @guarded
     async def onprem_send(self, request: web.Request) -> web.StreamResponse:
-        self.send(request, cloud=False)
-        return web.json_response({"messages": [{"id": on_prem_id()}], **self._meta()}, status=201)
+        channel, _, wa_id = self.send(request, cloud=False)
+        message_id = on_prem_id()
+        response = web.json_response({"messages": [{"id": message_id}], **self._meta()}, status=201)
+        early = self.fake._accepted(channel, wa_id, message_id, "on_premise")
+        if early is not None:
+            await early
+        return response
 
     @staticmethod
     def _onprem_body(request: web.Request) -> dict[str, Any]:

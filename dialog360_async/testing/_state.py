@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ._webhook_config import Target
 
 
 class TokenBucket:
@@ -48,12 +52,27 @@ class SlidingWindow:
 
 
 class Channel:
-    """One WhatsApp number: what it has blocked, who is engaged, and its limiters."""
+    """One WhatsApp number: what it has blocked, who is engaged, its limiters and webhook."""
 
-    __slots__ = ("blocked", "bucket", "engaged", "gateway", "label", "last_send")
+    __slots__ = (
+        "api",
+        "blocked",
+        "bucket",
+        "engaged",
+        "gateway",
+        "label",
+        "last_send",
+        "serial",
+        "webhook",
+    )
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, serial: int = 0) -> None:
         self.label = label
+        self.serial = serial  # numbers its Meta ids in webhooks
+        # Set with POST /v1/configs/webhook (or set_webhook); configuration, kept by clear().
+        self.webhook: Target | None = None
+        # The API of its last send while webhooks were on: the shape of its inbound webhooks.
+        self.api: Literal["cloud", "on_premise"] | None = None
         # wa_id -> the input it was first blocked with; dict order is the listing order.
         self.blocked: dict[str, str] = {}
         self.engaged: set[str] = set()
@@ -82,7 +101,13 @@ class Channels:
 
     def _new(self, label: str | None = None) -> Channel:
         self._serial += 1
-        return Channel(label or f"channel-{self._serial}")
+        return Channel(label or f"channel-{self._serial}", self._serial)
+
+    @staticmethod
+    def _fresh(channel: Channel) -> Channel:
+        fresh = Channel(channel.label, channel.serial)
+        fresh.webhook = channel.webhook
+        return fresh
 
     def accepts(self, api_key: str) -> bool:
         """Whether requests with this key authenticate."""
@@ -125,13 +150,13 @@ class Channels:
                 yield channel
 
     def clear(self) -> None:
-        """Drop every channel's state; keys stay valid and partner ids stay registered."""
+        """Drop every channel's state; keys, partner ids and webhooks stay as they are."""
         for channel_id, channel in list(self._by_partner_id.items()):
             shared = any(channel is other for other in self._by_key.values())
             if not shared:
-                self._by_partner_id[channel_id] = Channel(channel.label)
+                self._by_partner_id[channel_id] = self._fresh(channel)
         for key, channel in list(self._by_key.items()):
-            fresh = Channel(channel.label)
+            fresh = self._fresh(channel)
             for channel_id, partner in list(self._by_partner_id.items()):
                 if partner is channel:
                     self._by_partner_id[channel_id] = fresh

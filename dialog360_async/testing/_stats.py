@@ -10,7 +10,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._models import REDACTED, SECRET_HEADERS, SECRET_QUERY, RecordedRequest
 
-__all__ = ["Stats"]
+__all__ = ["Stats", "WebhookCounters"]
+
+WEBHOOK_CONFIG = "/v1/configs/webhook"
 
 
 def _route_name(route: web.AbstractRoute) -> str:
@@ -67,6 +69,10 @@ class Stats:
         for name in query:
             if name.lower() in SECRET_QUERY:
                 query[name] = REDACTED
+        if request.path == WEBHOOK_CONFIG and isinstance(json, dict):
+            sent = json.get("headers")
+            if isinstance(sent, dict):  # webhook headers are the receiver's credentials
+                json = {**json, "headers": dict.fromkeys(sent, REDACTED)}
         kept = self.requests
         kept.append(
             RecordedRequest(
@@ -137,3 +143,45 @@ class Stats:
                 "dropped": self.dropped,
             },
         }
+
+
+_COUNTERS = (
+    "posts",
+    "delivered",
+    "redeliveries",
+    "failed_attempts",
+    "timeouts",
+    "gave_up",
+    "statuses",
+    "messages",
+    "duplicates",
+    "early",
+    "not_loopback",
+)
+
+
+class WebhookCounters:
+    """What the emitter did, as ``GET /_fake/stats`` shows it under ``webhooks``."""
+
+    __slots__ = _COUNTERS
+    posts: int
+    delivered: int
+    redeliveries: int
+    failed_attempts: int
+    timeouts: int
+    gave_up: int
+    statuses: int
+    messages: int
+    duplicates: int
+    early: int
+    not_loopback: int
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        for name in _COUNTERS:
+            setattr(self, name, 0)
+
+    def snapshot(self, pending: int) -> dict[str, int]:
+        return {**{name: getattr(self, name) for name in _COUNTERS}, "pending": pending}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json as json_module
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from dialog360_async.testing import FakeDialog360
 
@@ -133,3 +135,95 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def wire(session: aiohttp.ClientSession, fake: FakeDialog360) -> Wire:
     return Wire(session, fake)
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+class Post:
+    """One webhook POST a `Receiver` got: raw bytes, headers, parsed JSON, answer given."""
+
+    def __init__(self, raw: bytes, headers: Mapping[str, str], answered: int) -> None:
+        self.raw = raw
+        self.headers = headers
+        self.json: Any = json_module.loads(raw)
+        self.answered = answered
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every ``statuses[]`` item, in body order (both payload shapes)."""
+        return [item for value in self.values() for item in value.get("statuses", ())]
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [item for value in self.values() for item in value.get("messages", ())]
+
+    def values(self) -> list[dict[str, Any]]:
+        """Cloud: every ``entry[].changes[].value``; On-Premise: the body itself."""
+        if "entry" not in self.json:
+            return [self.json]
+        return [c["value"] for e in self.json["entry"] for c in e["changes"]]
+
+
+class Receiver:
+    """A real aiohttp.web webhook endpoint on 127.0.0.1 that records every POST.
+
+    ``answers`` is consumed one per POST: ``(status, delay)``; when empty it answers 200 at
+    once. ``on_post`` (sync) runs as each POST arrives, before the answer.
+    """
+
+    def __init__(self) -> None:
+        self.posts: list[Post] = []
+        self.answers: list[tuple[int, float]] = []
+        self.on_post: Any = None
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        status, delay = self.answers.pop(0) if self.answers else (200, 0.0)
+        post = Post(raw, dict(request.headers), status)
+        self.posts.append(post)
+        if self.on_post is not None:
+            self.on_post(post)
+        if delay:
+            await asyncio.sleep(delay)
+        return web.Response(status=status, text="ok")
+
+    def statuses(self, *, answered: int | None = 200) -> list[dict[str, Any]]:
+        """Every status received (in arrival order), by default only from POSTs answered 200."""
+        return [
+            item
+            for post in self.posts
+            if answered is None or post.answered == answered
+            for item in post.statuses()
+        ]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(item["id"], item["status"]) for item in self.statuses()]
+
+    def by_message(self) -> dict[str, list[str]]:
+        """Statuses per message id, in arrival order."""
+        seen: dict[str, list[str]] = {}
+        for message_id, value in self.pairs():
+            seen.setdefault(message_id, []).append(value)
+        return seen
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hook = Receiver()
+    await hook.start()
+    yield hook
+    await hook.close()
