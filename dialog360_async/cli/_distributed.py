@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import contextlib
 import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 from .._bulk import message_key
-from ._input import MessageSource, UsageError
+from ._input import MessageSource, Row, UsageError
 
 __all__ = ["add_campaign_commands", "add_distributed_options", "broadcast_distributed"]
+
+_HALTED = 3  # the exit status of a broadcast in which a channel was halted, as in-process
 
 
 def _extra() -> ModuleType:
@@ -51,7 +55,9 @@ def add_distributed_options(broadcast: argparse.ArgumentParser) -> None:
     group.add_argument("--campaign", metavar="ID", help="campaign id (default: a new one)")
     group.add_argument("--batch-size", type=int, default=100, help="messages per task (100)")
     group.add_argument(
-        "--no-wait", action="store_true", help="enqueue and return; see: campaign status ID"
+        "--no-wait",
+        action="store_true",
+        help="enqueue and return, writing no results (not with --output); see: campaign status ID",
     )
 
 
@@ -118,27 +124,81 @@ def broadcast_distributed(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size must be >= 1")
     if args.journal or args.resume:
         raise UsageError("--journal/--resume are local; a campaign keeps its ledger in Redis")
-    with MessageSource(args.input, args.format) as source:
-        source.validate()
-
-        def items() -> Iterator[tuple[str, Any, str]]:
-            for row in source:
-                yield args.channel, row.message, row.key or message_key(row.message)
-
-        summary = asyncio.run(
-            extra.broadcast(
-                items(),
-                broker=extra.make_broker(args.distributed),
-                campaign_id=args.campaign,
-                batch_size=args.batch_size,
-                wait=not args.no_wait,
-                on_start=lambda campaign_id: print(
-                    f"campaign {campaign_id}", file=sys.stderr, flush=True
-                ),
-                on_progress=_progress_printer(),
-            )
+    if args.no_wait and args.output is not None:
+        raise UsageError(
+            "--output needs the results, and --no-wait does not wait for them: drop one "
+            "(then see: dialog360 campaign status ID)"
         )
+    with MessageSource(args.input, args.format) as source, contextlib.ExitStack() as stack:
+        source.validate()
+        out: IO[str] | None = None
+        if not args.no_wait:
+            out = sys.stdout
+            if args.output not in (None, "-"):
+                out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
+        summary = asyncio.run(_campaign_run(extra, args, source, out))
     print(summary, file=sys.stderr, flush=True)
     if args.no_wait:
         return 0
+    if summary.halted:
+        return _HALTED
     return 0 if summary.ok else 1
+
+
+def _key(row: Row) -> str:
+    return row.key or message_key(row.message)
+
+
+async def _campaign_run(
+    extra: ModuleType, args: argparse.Namespace, source: MessageSource, out: IO[str] | None
+) -> Any:
+    summary = await extra.broadcast(
+        ((args.channel, row.message, _key(row)) for row in source),
+        broker=extra.make_broker(args.distributed),
+        campaign_id=args.campaign,
+        batch_size=args.batch_size,
+        wait=out is not None,
+        on_start=lambda campaign_id: print(f"campaign {campaign_id}", file=sys.stderr, flush=True),
+        on_progress=_progress_printer(),
+    )
+    if out is not None:
+        await _write_results(extra, args, summary, source, out)
+    return summary
+
+
+async def _write_results(
+    extra: ModuleType, args: argparse.Namespace, summary: Any, source: MessageSource, out: IO[str]
+) -> None:
+    """One JSON line per input message, as the in-process broadcast writes (read from Redis)."""
+    recipients: collections.deque[str] = collections.deque()  # as many as are being looked up
+
+    def keys() -> Iterator[str]:
+        for row in source:
+            recipients.append(row.message.to)
+            yield _key(row)
+
+    reasons = {**summary.errors, **summary.halted}
+    async for result in extra.campaign_results(summary.campaign_id, keys(), args.distributed):
+        line = {
+            "key": result.key,
+            "to": recipients.popleft(),
+            "status": result.status,
+            "message_id": result.message_id,
+            "error": _error_text(result, reasons.get(result.channel or args.channel)),
+            "code": result.code,
+            "attempts": None,  # not recorded in Redis
+        }
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _error_text(result: Any, reason: str | None) -> str | None:
+    if result.status == "sent":
+        return None
+    if result.status == "unknown":
+        return "delivery unknown: it may have been sent, so it is never resent"
+    if result.code is not None:
+        return f"failed with error code {result.code}"
+    if reason is not None:  # the channel's: halted, or not configured on a worker
+        return reason
+    return "not attempted" if result.status == "cancelled" else "failed (see the workers' logs)"

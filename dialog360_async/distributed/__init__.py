@@ -35,6 +35,7 @@ from ._keys import TASK_NAME
 from ._ledger import RedisLedger
 from ._limiter import RedisRateLimiter
 from ._producer import Entry, broadcast, new_campaign_id
+from ._results import MessageResult, campaign_results
 
 del _redis_package, _taskiq_package, _taskiq_redis_package
 
@@ -47,12 +48,14 @@ __all__ = [
     "D360Broker",
     "DistributedError",
     "Entry",
+    "MessageResult",
     "RedisLedger",
     "RedisRateLimiter",
     "RedisUnavailableError",
     "WorkerSettings",
     "broadcast",
     "broker",
+    "campaign_results",
     "campaign_status",
     "list_campaigns",
     "make_broker",

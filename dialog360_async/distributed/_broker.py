@@ -7,6 +7,11 @@ reads one message per free slot (``worker_batches`` per process), reclaims idle 
 every poll with ``XAUTOCLAIM`` (atomic, no lock), keeps the messages it is working on from
 looking idle by touching them, deletes messages once acknowledged, and rides out a Redis
 restart. A batch delivered twice is safe: the ledger lets each message be sent at most once.
+
+A batch is acknowledged by its task, once finished. When the worker stops (taskiq closes
+``listen()`` on SIGTERM/SIGINT), its batches wind down (see ``_worker``) and each unfinished one
+is put back on the stream as a new message for the other workers; if Redis cannot take it, it
+stays pending and is taken over once idle.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any, NoReturn
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
-from taskiq import AckableMessage, TaskiqEvents, TaskiqState
+from taskiq import AckableMessage, Context, TaskiqDepends, TaskiqEvents, TaskiqState
+from taskiq.exceptions import NoResultError
 from taskiq_redis import RedisStreamBroker
 
 from . import _lua
 from ._config import BrokerSettings
 from ._errors import RedisUnavailableError
 from ._keys import TASK_NAME
-from ._redis import retrying, text
+from ._redis import check_url, retrying, text
 from ._worker import WorkerRuntime
 
 __all__ = ["D360Broker", "broker", "make_broker"]
@@ -50,7 +56,7 @@ class D360Broker(RedisStreamBroker):
 
     def __init__(self, settings: BrokerSettings) -> None:
         super().__init__(
-            settings.redis_url,
+            check_url(settings.redis_url),
             queue_name=settings.queue,
             consumer_group_name=GROUP,
             consumer_name=f"{uuid.uuid4().hex[:12]}",
@@ -58,11 +64,15 @@ class D360Broker(RedisStreamBroker):
             idle_timeout=max(1, int(settings.idle_timeout * 1000)),
             xread_block=1000,
             xread_count=1,
+            socket_connect_timeout=5,  # a host that does not answer fails as one that refuses
         )
         self.settings = settings
         self.started = False
+        self.runtime = WorkerRuntime(settings)
         self._held: set[str] = set()
         self._slots: asyncio.Semaphore | None = None
+        self._beat: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def startup(self) -> None:
         """Start the broker (creates the stream and its consumer group if missing)."""
@@ -70,9 +80,53 @@ class D360Broker(RedisStreamBroker):
         self.started = True
 
     async def shutdown(self) -> None:
-        """Close the broker's connections."""
+        """Stop the worker's batches (if any), hand them on, and close the connections."""
         self.started = False
+        if self.is_worker_process:
+            self.runtime.stop()
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=self.settings.shutdown_grace + 2.0)
+        if self._beat is not None:
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat
+            self._beat = None
         await super().shutdown()
+
+    async def _run_batch(
+        self, campaign: str, channel: str, batch: str, items: list[Any], context: Context
+    ) -> dict[str, int]:
+        """The batch task: send, then acknowledge; hand the batch on if the worker stopped."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            try:
+                counts = await self.runtime.send_batch(campaign, channel, batch, items)
+            except Exception:
+                await context.ack()  # a batch that fails is not run again (it would fail again)
+                raise
+            if counts is None:
+                await self._hand_on(context, batch)
+            await context.ack()
+            return counts
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def _hand_on(self, context: Context, batch: str) -> NoReturn:
+        try:
+            await context.requeue()  # a new message, for any worker; raises NoResultError
+        except NoResultError:
+            await context.ack()
+            raise
+        except Exception as exc:
+            logger.warning(
+                "could not hand batch %s on (%s): another worker takes it over once idle",
+                batch,
+                exc,
+            )
+        raise NoResultError  # no result: the batch is not finished
 
     # -- worker side ------------------------------------------------------------------------
 
@@ -80,8 +134,8 @@ class D360Broker(RedisStreamBroker):
         """Yield one message per free slot: new ones, or ones a dead worker left idle."""
         self._slots = asyncio.Semaphore(self.settings.worker_batches)
         conn = Redis(connection_pool=self.connection_pool)
-        touch = conn.register_script(_lua.TOUCH)
-        beat = asyncio.create_task(self._keep_alive(touch))
+        if self._beat is None:  # until shutdown(): batches winding down stay ours
+            self._beat = asyncio.create_task(self._keep_alive())
         try:
             while True:
                 await self._slots.acquire()
@@ -93,9 +147,9 @@ class D360Broker(RedisStreamBroker):
                 self._held.add(entry)
                 yield AckableMessage(data=data, ack=self._acker(entry))
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            # taskiq asks for no more batches only when the worker stops (a signal, or an
+            # error): stop sending now rather than after every batch has run to its end.
+            self.runtime.stop()
             await conn.aclose()
 
     async def _next(self, conn: Redis) -> tuple[str, bytes]:
@@ -151,17 +205,19 @@ class D360Broker(RedisStreamBroker):
             return entry, fields[b"data"]
         return None
 
-    async def _keep_alive(self, touch: Any) -> None:
-        interval = max(0.2, self.idle_timeout / 3000)
-        while True:
-            await asyncio.sleep(interval)
-            held = list(self._held)
-            if not held:
-                continue
-            try:
-                await touch(keys=[self.queue_name], args=[GROUP, self.consumer_name, *held])
-            except Exception as exc:  # the next beat tries again; reclaim is the fallback
-                logger.debug("could not touch held messages: %s", exc)
+    async def _keep_alive(self) -> None:
+        async with Redis(connection_pool=self.connection_pool) as conn:
+            touch = conn.register_script(_lua.TOUCH)
+            interval = max(0.2, self.idle_timeout / 3000)
+            while True:
+                await asyncio.sleep(interval)
+                held = list(self._held)
+                if not held:
+                    continue
+                try:
+                    await touch(keys=[self.queue_name], args=[GROUP, self.consumer_name, *held])
+                except Exception as exc:  # the next beat tries again; reclaim is the fallback
+                    logger.debug("could not touch held messages: %s", exc)
 
     async def _delete(self, conn: Redis, entry: str) -> None:
         async with conn.pipeline(transaction=True) as pipe:
@@ -179,7 +235,7 @@ class D360Broker(RedisStreamBroker):
                 await retrying(
                     lambda: self._delete(conn, entry),
                     what="acknowledging a batch",
-                    outage=self.settings.outage,
+                    outage=self.runtime.patience,
                 )
             except Exception as exc:  # it will be delivered again; the ledger makes that safe
                 logger.error("could not acknowledge message %s: %s", entry, exc)
@@ -196,6 +252,7 @@ def make_broker(
     idle_timeout: float | None = None,
     worker_batches: int | None = None,
     outage: float | None = None,
+    shutdown_grace: float | None = None,
 ) -> D360Broker:
     """A broker with the batch task registered; unset arguments come from the environment.
 
@@ -206,6 +263,8 @@ def make_broker(
             takes it over (``D360_IDLE_TIMEOUT``, default 30).
         worker_batches: batches one worker process runs at once (``D360_WORKER_BATCHES``, 8).
         outage: seconds to ride out a Redis outage before failing (``D360_OUTAGE_TIMEOUT``, 30).
+        shutdown_grace: seconds sends in flight get to finish when the worker stops
+            (``D360_SHUTDOWN_GRACE``, 5); keep it within taskiq's ``--shutdown-timeout``.
     """
     settings = BrokerSettings.from_env()
     changes: dict[str, Any] = {
@@ -214,6 +273,7 @@ def make_broker(
         "idle_timeout": idle_timeout,
         "worker_batches": worker_batches,
         "outage": outage,
+        "shutdown_grace": shutdown_grace,
     }
     settings = BrokerSettings(
         **{
@@ -222,20 +282,24 @@ def make_broker(
         }
     )
     made = D360Broker(settings)
-    runtime = WorkerRuntime(settings)
 
     async def send_batch(
-        campaign: str, channel: str, batch: str, items: list[Any]
+        campaign: str,
+        channel: str,
+        batch: str,
+        items: list[Any],
+        context: Annotated[Context, TaskiqDepends()],
     ) -> dict[str, int]:
-        return await runtime.send_batch(campaign, channel, batch, items)
+        return await made._run_batch(campaign, channel, batch, items, context)
 
     async def startup(state: TaskiqState) -> None:
-        await runtime.startup()
+        await made.runtime.startup()
 
     async def shutdown(state: TaskiqState) -> None:
-        await runtime.shutdown()
+        await made.runtime.shutdown()
 
-    made.register_task(send_batch, task_name=TASK_NAME)
+    # Acknowledged by _run_batch: taskiq would acknowledge a stopped batch as done.
+    made.register_task(send_batch, task_name=TASK_NAME, ack_type="manual")
     made.add_event_handler(TaskiqEvents.WORKER_STARTUP, startup)
     made.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, shutdown)
     return made

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from ._config import DEFAULT_REDIS_URL
 from ._errors import CampaignLostError, CampaignStalledError
 from ._keys import PREFIX, CampaignKeys
-from ._redis import OUTAGE_TIMEOUT, connect, retrying
+from ._redis import OUTAGE_TIMEOUT, connect, reach, retrying
 
 __all__ = [
     "CampaignSummary",
@@ -51,6 +51,8 @@ class CampaignSummary:
     elapsed: float
     channels: dict[str, dict[str, int]] = attrs.field(factory=dict)
     errors: dict[str, str] = attrs.field(factory=dict)
+    halted: dict[str, str] = attrs.field(factory=dict)
+    """Channels halted by the spam limit, with the reason."""
 
     @property
     def finished(self) -> bool:
@@ -86,6 +88,7 @@ class CampaignSummary:
             f"rate:      {self.rate:.1f} msg/s",
         ]
         lines += [f"error:     {name}: {text}" for name, text in sorted(self.errors.items())]
+        lines += [f"halted:    {name}: {text}" for name, text in sorted(self.halted.items())]
         return "\n".join(lines)
 
 
@@ -157,9 +160,14 @@ async def campaign_status(campaign_id: str, redis_url: str | None = None) -> dic
     Args:
         campaign_id: the id ``broadcast`` printed or returned.
         redis_url: the shared Redis (default ``$D360_REDIS_URL``, else local).
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached.
     """
-    redis = connect(_url(redis_url))
+    url = _url(redis_url)
+    redis = connect(url)
     try:
+        await reach(redis, url)
         return await retrying(lambda: read_status(redis, campaign_id), what="reading status")
     finally:
         await redis.aclose()
@@ -167,8 +175,10 @@ async def campaign_status(campaign_id: str, redis_url: str | None = None) -> dic
 
 async def list_campaigns(redis_url: str | None = None, *, limit: int = 100) -> list[str]:
     """Ids of the campaigns in Redis (at most ``limit``), newest first."""
-    redis = connect(_url(redis_url))
-    try:
+    url = _url(redis_url)
+    redis = connect(url)
+
+    async def scan() -> list[tuple[float, str]]:
         found: list[tuple[float, str]] = []
         async for key in redis.scan_iter(match=f"{PREFIX}:campaign:*:meta", count=500):
             campaign = _s(key).split(":")[2]
@@ -176,6 +186,11 @@ async def list_campaigns(redis_url: str | None = None, *, limit: int = 100) -> l
             found.append((float(created or 0), campaign))
             if len(found) >= 10 * limit:
                 break
+        return found
+
+    try:
+        await reach(redis, url)
+        found = await retrying(scan, what="listing campaigns")
         return [campaign for _, campaign in sorted(found, reverse=True)[:limit]]
     finally:
         await redis.aclose()
@@ -232,8 +247,10 @@ async def wait_campaign(
         CampaignLostError: the campaign is not (or no longer) in Redis.
         CampaignStalledError: nothing moved for ``stall_timeout`` seconds.
     """
-    redis = connect(_url(redis_url))
+    url = _url(redis_url)
+    redis = connect(url)
     try:
+        await reach(redis, url)
         return await watch(
             redis, campaign_id, poll=poll, stall_timeout=stall_timeout, on_progress=on_progress
         )

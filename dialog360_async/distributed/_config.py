@@ -12,6 +12,7 @@
 ``D360_WORKER_BATCHES``    batches one worker process runs at once (default 8)
 ``D360_IDLE_TIMEOUT``      seconds before a dead worker's batches go to another (default 30)
 ``D360_OUTAGE_TIMEOUT``    seconds to ride out a Redis outage before failing (default 30)
+``D360_SHUTDOWN_GRACE``    seconds sends in flight get to finish when a worker stops (default 5)
 ``D360_QUEUE``             the stream tasks travel on (default ``dialog360``)
 =========================  ===================================================================
 """
@@ -88,6 +89,7 @@ class BrokerSettings:
     idle_timeout: float = 30.0
     outage: float = 30.0
     worker_batches: int = 8
+    shutdown_grace: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BrokerSettings:
@@ -99,6 +101,7 @@ class BrokerSettings:
             idle_timeout=_float(env, "D360_IDLE_TIMEOUT", 30.0),
             outage=_float(env, "D360_OUTAGE_TIMEOUT", 30.0),
             worker_batches=_int(env, "D360_WORKER_BATCHES", 8),
+            shutdown_grace=_float(env, "D360_SHUTDOWN_GRACE", 5.0),
         )
 
 

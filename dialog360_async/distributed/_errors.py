@@ -17,10 +17,11 @@ class DistributedError(Dialog360Error):
 
 
 class RedisUnavailableError(DistributedError):
-    """Redis stayed unreachable for longer than the outage timeout.
+    """Redis cannot be reached when a command starts, or stayed unreachable for longer than
+    the outage timeout.
 
     Raised before a send (the message was not sent) or by the producer and workers, which
-    otherwise reconnect on their own.
+    otherwise reconnect on their own. The message names the URL without its password.
     """
 
 

@@ -9,9 +9,12 @@ settle it, so a worker presumed dead that settles later still records the truth.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
@@ -19,11 +22,14 @@ from .._journal import State
 from . import _lua
 from ._keys import CampaignKeys
 from ._limiter import RedisRateLimiter
-from ._redis import OUTAGE_TIMEOUT, retrying
+from ._redis import OUTAGE_TIMEOUT, Outage, retrying
 
 __all__ = ["RedisLedger"]
 
 logger = logging.getLogger("dialog360_async.distributed")
+
+# States a claim refuses (an `attempting` of another owner turns `unknown`): see CLAIM.
+_REFUSED = frozenset({"sent", "unknown", "attempting"})
 
 
 class RedisLedger:
@@ -41,7 +47,8 @@ class RedisLedger:
         pace: the channel's limiter, to take each send's permit before claiming it (see
             :meth:`RedisRateLimiter.prepay`), so that a crash leaves in doubt only the sends
             in flight, not those waiting for the rate.
-        outage: seconds to keep retrying while Redis is unreachable.
+        outage: seconds to keep retrying while Redis is unreachable, or a function giving
+            them, asked at each retry (a stopping worker's gives 0).
     """
 
     def __init__(
@@ -52,23 +59,46 @@ class RedisLedger:
         *,
         owner: str | None = None,
         pace: RedisRateLimiter | None = None,
-        outage: float = OUTAGE_TIMEOUT,
+        outage: Outage = OUTAGE_TIMEOUT,
     ) -> None:
         self.keys = CampaignKeys(campaign)
         self.channel = channel
         self.owner = owner or uuid.uuid4().hex[:12]
         self._outage = outage
         self._pace = pace
+        self._redis = redis
         self._claim = redis.register_script(_lua.CLAIM)
         self._settle = redis.register_script(_lua.SETTLE)
         self._serial = 0
         self._tokens: dict[str, str] = {}
         self._unsettled: list[tuple[str, str, State, str, str]] = []
+        self._refused: set[str] = set()
+
+    async def prefetch(self, keys: Iterable[str]) -> None:
+        """Read the states of ``keys`` in one call before sending them.
+
+        A key found sent, in doubt or claimed by someone else will be refused, so its
+        :meth:`claim` takes no rate permit: a batch taken over from a dead worker does not
+        spend the channel's rate on the messages that worker already sent.
+        """
+        wanted = list(keys)
+        if not wanted:
+            return
+        found = await self._redis.hmget(self.keys.ledger, wanted)
+        self._refused = {
+            key
+            for key, raw in zip(wanted, found, strict=True)
+            if raw is not None and json.loads(raw).get("s") in _REFUSED
+        }
 
     async def claim(self, key: str) -> str | None:
         """Claim ``key`` for one send attempt (see :class:`~dialog360_async.Ledger`)."""
-        if self._pace is not None:
-            await self._pace.prepay()
+        pace = self._pace
+        # A claim is made after its permit, never held while waiting for one (see `pace`),
+        # and a key prefetch() found refused takes none.
+        unpaid = key in self._refused
+        if pace is not None and not unpaid:
+            await pace.prepay()
         self._serial += 1
         token = f"{self.owner}/{self._serial}"  # the same token on a retry: see CLAIM
         keys = [self.keys.ledger, self.keys.counts, self.keys.meta]
@@ -77,7 +107,15 @@ class RedisLedger:
         async def call() -> object:
             return await self._claim(keys=keys, args=args)
 
-        prior = await retrying(call, what="claiming a message", outage=self._outage)
+        try:
+            prior = await retrying(call, what="claiming a message", outage=self._outage)
+            if prior is None and pace is not None and unpaid:
+                await pace.prepay()  # it was settled free since prefetch(): pay now
+        except asyncio.CancelledError:
+            # The claim may have been made with nobody left to hear it (a stopping worker):
+            # close() frees it, or it would turn `unknown` though it was never sent.
+            self._unsettled.append((key, token, "cancelled", "", ""))
+            raise
         if prior is None:
             self._tokens[key] = token
             return None
@@ -110,7 +148,8 @@ class RedisLedger:
         await retrying(call, what="recording an outcome", outage=self._outage)
 
     async def close(self) -> None:
-        """Retry the outcomes that could not be recorded; log those that still cannot."""
+        """Retry the outcomes that could not be recorded (and free claims cut short); log
+        those that still cannot be."""
         pending, self._unsettled = self._unsettled, []
         for record in pending:
             try:

@@ -27,7 +27,7 @@ from ._broker import D360Broker
 from ._campaign import CampaignSummary, read_status, watch
 from ._errors import CampaignLostError, CampaignStalledError, RedisUnavailableError
 from ._keys import CAMPAIGN_TTL, TASK_NAME, CampaignKeys, channel_name
-from ._redis import connect, retrying
+from ._redis import connect, reach, retrying
 
 __all__ = ["Entry", "broadcast", "new_campaign_id"]
 
@@ -218,7 +218,8 @@ async def broadcast(
         CampaignLostError: the campaign's state vanished from Redis (restart without
             persistence): nothing is re-enqueued, since what was sent cannot be known.
         CampaignStalledError: no progress for ``stall_timeout`` seconds.
-        RedisUnavailableError: Redis stayed unreachable longer than the outage timeout.
+        RedisUnavailableError: Redis does not answer at the start (nothing was enqueued), or
+            stayed unreachable longer than the outage timeout.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
@@ -226,8 +227,10 @@ async def broadcast(
         raise ValidationError("max_pending", f"must be an integer >= 1, got {max_pending!r}")
     keys = CampaignKeys(campaign_id if campaign_id is not None else new_campaign_id())
     redis = connect(broker.settings.redis_url)
-    started_here = not broker.started
+    started_here = False
     try:
+        await reach(redis, broker.settings.redis_url)
+        started_here = not broker.started
         if started_here:
             await broker.startup()
         producer = _Producer(redis, broker, keys, max_pending, poll, stall_timeout)

@@ -3,10 +3,16 @@
 A task names its channel; the worker looks the key up in its own environment, so no key is
 ever in a task, in Redis or in a log. Clients, connections and the channels' shared limiters
 live as long as the worker process and serve every batch it runs.
+
+A stopping worker (SIGTERM/SIGINT: taskiq stops asking the broker for batches) cancels its
+batches: sends waiting for the rate end at once without a claim, sends in flight get
+``shutdown_grace`` seconds to finish and otherwise end ``unknown``; the broker hands each
+unfinished batch on, and the worker that runs it again sends only what was never sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -16,7 +22,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .._bulk import BulkSender, Sender
+from .._bulk import BulkSender
 from .._cloud import Dialog360Client
 from .._converter import structure
 from .._models import ContactsMessage, LocationMessage, Message
@@ -32,6 +38,8 @@ from ._redis import connect, retrying
 __all__ = ["WorkerRuntime", "decode_item"]
 
 logger = logging.getLogger("dialog360_async.distributed")
+
+_Client = Dialog360Client | OnPremiseClient
 
 _KINDS: dict[str, type[LocationMessage] | type[ContactsMessage]] = {
     "location": LocationMessage,
@@ -59,8 +67,28 @@ class WorkerRuntime:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._redis: Redis | None = None
         self._pool: SessionPool | None = None
-        self._clients: dict[str, Sender] = {}
+        self._clients: dict[str, _Client] = {}
         self._limiters: dict[str, RedisRateLimiter] = {}
+        self._batches: set[asyncio.Task[dict[str, int]]] = set()
+        self._stopped: asyncio.Future[None] | None = None
+        self.stopping = False
+
+    def patience(self) -> float:
+        """Seconds to ride out a Redis outage: none once stopping (see ``_redis.Outage``)."""
+        return 0.0 if self.stopping else self._broker_settings.outage
+
+    def stop(self) -> None:
+        """Stop sending: cancel every batch (see the module docs); later batches send nothing.
+
+        Safe to call more than once, and from a ``finally`` (it only schedules).
+        """
+        if self.stopping:
+            return
+        self.stopping = True
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+        for task in self._batches:
+            task.cancel()
 
     async def startup(self) -> None:
         """Read the worker's settings, so that a misconfigured worker fails at once."""
@@ -77,7 +105,7 @@ class WorkerRuntime:
             self._redis = connect(self._broker_settings.redis_url)
         return self._redis
 
-    def _client(self, channel: str, settings: WorkerSettings) -> Sender | None:
+    def _client(self, channel: str, settings: WorkerSettings) -> _Client | None:
         found = self._clients.get(channel)
         key = settings.channels.get(channel)
         if found is not None or key is None:
@@ -94,7 +122,7 @@ class WorkerRuntime:
         options: dict[str, Any] = {"rate_limit": limiter}
         if settings.base_url is not None:
             options["base_url"] = settings.base_url
-        client: Dialog360Client | OnPremiseClient = (
+        client: _Client = (
             self._pool.on_premise_client(key, **options)
             if settings.on_premise
             else self._pool.client(key, **options)
@@ -104,8 +132,40 @@ class WorkerRuntime:
 
     async def send_batch(
         self, campaign: str, channel: str, batch: str, items: list[Any]
+    ) -> dict[str, int] | None:
+        """Send one batch; return its counts per outcome, or None if the worker stopped first.
+
+        A batch stopped part way is not finished: what it sent is in the ledger, and the rest
+        is sent by whoever runs the batch again.
+        """
+        if self.stopping:
+            return None
+        # A task of its own, for stop() to cancel: its sends get their grace from the
+        # BulkSender, and whatever else it waits for (Redis in an outage) ends at once.
+        work = asyncio.create_task(self._run(campaign, channel, batch, items))
+        self._batches.add(work)
+        if self.stopping:  # stop() came while the task was being made
+            work.cancel()
+        try:
+            await asyncio.wait((work, self._stop_signal()), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                # Past the grace (say, settling in a Redis outage) it is left behind, and
+                # what it had in flight stays in doubt.
+                await asyncio.wait((work,), timeout=self._broker_settings.shutdown_grace + 1.0)
+        finally:
+            self._batches.discard(work)
+        if not work.done() or work.cancelled():
+            logger.warning(
+                "batch %s of campaign %s stopped with the worker; left for another worker",
+                batch,
+                campaign,
+            )
+            return None
+        return work.result()
+
+    async def _run(
+        self, campaign: str, channel: str, batch: str, items: list[Any]
     ) -> dict[str, int]:
-        """Send one batch; return its counts per outcome."""
         settings = self._load()
         redis = self._redis_client()
         keys = CampaignKeys(campaign)
@@ -120,7 +180,7 @@ class WorkerRuntime:
                     bad.append(item[0])
         client = self._client(channel, settings)
         owner = f"{self.name}/{batch}/{time.monotonic_ns()}"
-        outage = self._broker_settings.outage
+        outage = self.patience
         ledger = RedisLedger(
             redis, campaign, channel, owner=owner, pace=self._limiters.get(channel), outage=outage
         )
@@ -141,6 +201,11 @@ class WorkerRuntime:
             await self._record(recorder, (key for key, _ in decoded), state)
             counts[state] = len(decoded)
         else:
+            await retrying(
+                lambda: ledger.prefetch(key for key, _ in decoded),
+                what="reading the ledger",
+                outage=outage,
+            )
             counts = await self._send(client, ledger, decoded, settings.concurrency)
         if bad:
             await self._record(recorder, bad, "failed")
@@ -173,9 +238,12 @@ class WorkerRuntime:
         logger.info("batch %s of campaign %s: %s", batch, campaign, counts)
         return counts
 
-    @staticmethod
     async def _send(
-        client: Sender, ledger: RedisLedger, decoded: list[tuple[str, Message]], concurrency: int
+        self,
+        client: _Client,
+        ledger: RedisLedger,
+        decoded: list[tuple[str, Message]],
+        concurrency: int,
     ) -> dict[str, int]:
         keys = {id(message): key for key, message in decoded}
         sender = BulkSender(
@@ -183,7 +251,7 @@ class WorkerRuntime:
             rate_limit=None,
             journal=ledger,
             key=lambda message: keys[id(message)],
-            grace=5.0,
+            grace=self._broker_settings.shutdown_grace,
         )
         summary = await sender.send_all((client, message) for _, message in decoded)
         counts = {
@@ -194,6 +262,13 @@ class WorkerRuntime:
         if summary.halted:
             counts["halted"] = 1
         return counts
+
+    def _stop_signal(self) -> asyncio.Future[None]:
+        if self._stopped is None:
+            self._stopped = asyncio.get_running_loop().create_future()
+            if self.stopping:
+                self._stopped.set_result(None)
+        return self._stopped
 
     async def _record(self, ledger: RedisLedger, keys: Iterable[str], state: Any) -> None:
         for key in keys:
@@ -218,7 +293,8 @@ class WorkerRuntime:
             logger.error("could not note %s: %s", field, exc)
 
     async def shutdown(self) -> None:
-        """Close clients, connections and the limiters' background work."""
+        """Stop, then close clients, connections and the limiters' background work."""
+        self.stop()
         for limiter in self._limiters.values():
             await limiter.aclose()
         if self._pool is not None:

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -105,6 +105,10 @@ class RedisServer:
         return redis.Redis(port=self.port, decode_responses=True)
 
 
+# How the tests run a worker: one process, bounded waits on the way out.
+WORKER_ARGS = ("--workers", "1", "--shutdown-timeout", "3", "--wait-tasks-timeout", "3")
+
+
 class Workers:
     """`taskiq worker dialog360_async.distributed:broker` processes, one process group each."""
 
@@ -114,15 +118,14 @@ class Workers:
         self.processes: list[subprocess.Popen[bytes]] = []
         self._files: list[IO[bytes]] = []
 
-    def start(self, count: int) -> None:
+    def start(self, count: int, args: Sequence[str] = WORKER_ARGS) -> None:
         for _ in range(count):
             number = len(self.processes)
             log = (self.logs / f"worker-{number}.log").open("wb")
             self._files.append(log)
             command = [
-                sys.executable, "-m", "taskiq", "worker",
-                "dialog360_async.distributed:broker",
-                "--workers", "1", "--shutdown-timeout", "3", "--wait-tasks-timeout", "3",
+                sys.executable, "-m", "taskiq", "worker", "dialog360_async.distributed:broker",
+                *args,
             ]  # fmt: skip
             self.processes.append(
                 subprocess.Popen(
@@ -148,6 +151,27 @@ class Workers:
 
     def alive(self, number: int) -> bool:
         return self.processes[number].poll() is None
+
+    def signal(self, number: int, signum: int, *, group: bool = False) -> float:
+        """Send ``signum`` to a worker's main process (or its whole group, as Ctrl-C does);
+        return the monotonic time it was sent."""
+        process = self.processes[number]
+        sent = time.monotonic()
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        return sent
+
+    def wait_exit(self, number: int, timeout: float) -> float | None:
+        """Wait up to ``timeout`` s for a worker and its children to exit; the time, or None."""
+        process = self.processes[number]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None and not _group_alive(process.pid):
+                return time.monotonic()
+            time.sleep(0.02)
+        return None
 
     def kill(self, number: int) -> None:
         process = self.processes[number]
@@ -180,6 +204,16 @@ class Workers:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process took the id
+        return False
+    return True
 
 
 class TimedFake(FakeDialog360):

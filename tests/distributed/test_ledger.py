@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -138,3 +140,30 @@ def test_channels_come_from_the_environment_and_keys_never_show(tmp_path: Path) 
     assert "SECRET" not in str(caught.value)
     with pytest.raises(ValidationError, match="no channel configured"):
         WorkerSettings.from_env({})
+
+
+async def test_a_claim_cut_short_by_a_stop_is_freed_not_left_in_doubt(redis: Redis) -> None:
+    ledger = RedisLedger(redis, CAMPAIGN, "ch", owner="stopping")
+    script = ledger._claim
+    heard = asyncio.Event()
+
+    async def made_but_never_heard(**kwargs: Any) -> object:
+        await script(**kwargs)  # the claim reaches Redis...
+        heard.set()
+        await asyncio.Event().wait()  # ...and the worker stops before its answer arrives
+        raise AssertionError("unreachable")
+
+    ledger._claim = made_but_never_heard  # type: ignore[assignment]
+    claim = asyncio.create_task(ledger.claim("cut-1"))
+    await heard.wait()
+    assert (await entry(redis, "cut-1"))["s"] == "attempting"
+    claim.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await claim
+    await ledger.close()
+    assert (await entry(redis, "cut-1"))["s"] == "cancelled"  # free for the next worker
+    assert await RedisLedger(redis, CAMPAIGN, "ch").claim("cut-1") is None
+    counts = await redis.hgetall(f"d360:campaign:{CAMPAIGN}:counts")
+    assert (counts.get("attempting"), counts.get("cancelled"), counts.get("unknown")) == (
+        "1", "0", None
+    )  # fmt: skip
