@@ -42,32 +42,32 @@ def peak_rss_mb() -> float:
 
 async def _child(count: int) -> dict[str, Any]:
     from dialog360_async import BulkSender, Dialog360Client, Location, LocationMessage, Outcome
+    from dialog360_async._attempt import Reply
 
-    class _Answer:
-        status = 200
-
-    answer = _Answer()
+    answer = Reply(200, {}, b"", True)
     body = {
         "messaging_product": "whatsapp",
         "contacts": [{"input": "+16500000000", "wa_id": "16500000000"}],
         "messages": [{"id": "wamid.stub"}],
     }
 
-    async def handler(request: Any) -> Any:
+    async def attempt(remaining: float | None) -> Reply:
         await asyncio.sleep(0)
         return answer
 
     class InProcessClient(Dialog360Client):
-        """Replaces only the HTTP exchange; the middlewares of each send still run."""
+        """Replaces only the HTTP exchange; the retry middleware of each send still runs."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._request = self._exchange  # the client calls its transport through this
 
         async def _exchange(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-            for middleware in kwargs.get("middlewares") or ():
-                await middleware(None, handler)  # type: ignore[arg-type]
-            return 200, body
+            retry = kwargs.get("retry")
+            if retry is not None:
+                await retry(attempt, f"{method} {path}")
+            read = kwargs.get("read")
+            return 200, body if read is None else read(body)
 
     where = Location(latitude=52.5163, longitude=13.3777, name="Brandenburg Gate")
 

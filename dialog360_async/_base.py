@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
 import aiohttp
 
-from ._converter import structure_response, unstructure
+from . import _validation as v
+from ._attempt import DEFAULT_MAX_RESPONSE_BYTES
+from ._converter import unstructure
 from ._middleware import RetryMiddleware
 from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
 from ._ratelimit import Limiter, RateLimiter
@@ -16,29 +18,37 @@ from ._results import SentMessage
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._transport import Transport
-from ._wire import SendResponse, sent_message
+from ._wire import sent_message
 from .errors import ValidationError
 
 __all__ = ["AsyncClosing", "BaseClient", "MessagingClient", "secret"]
 
 _NO_RETRY = RetryPolicy(max_attempts=1)
+_LIMITER_METHODS = ("acquire", "slow_down", "on_success")
 
 
 def secret(value: str | Secret | None, field: str) -> Secret:
     """Wrap a key at once so that it never sits in a plain attribute."""
     if isinstance(value, Secret):
         value = value.reveal()
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, "must be a non-empty string")
-    return Secret(value)
+    rule = v.token_rule(value)
+    if rule is None and isinstance(value, str):
+        return Secret(value)
+    del value  # no frame of the traceback may hold the key (error trackers record locals)
+    raise ValidationError(field, str(rule))
 
 
 def _limiter(rate_limit: object) -> Limiter | None:
     if rate_limit is None:
         return None
     if isinstance(rate_limit, int | float) and not isinstance(rate_limit, bool):
+        if not v.finite(rate_limit, "rate_limit") > 0:
+            raise ValidationError(
+                "rate_limit",
+                f"must be a finite number of messages per second > 0, got {rate_limit!r}",
+            )
         return RateLimiter(rate_limit)
-    if callable(getattr(rate_limit, "acquire", None)):
+    if all(callable(getattr(rate_limit, name, None)) for name in _LIMITER_METHODS):
         return rate_limit  # type: ignore[return-value]
     raise ValidationError(
         "rate_limit", f"must be messages per second, a Limiter or None, got {rate_limit!r}"
@@ -75,11 +85,12 @@ class BaseClient(AsyncClosing):
         self,
         *,
         base_url: str,
-        auth_headers: Mapping[str, str],
+        auth_headers: Mapping[str, str | Secret],
         retry: RetryPolicy | None,
         rate_limit: float | Limiter | None,
         timeout: float | aiohttp.ClientTimeout,
         session: aiohttp.ClientSession | None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", f"must be a RetryPolicy or None, got {retry!r}")
@@ -93,12 +104,11 @@ class BaseClient(AsyncClosing):
             headers=auth_headers,
             timeout=timeout,
             session=session,
-            send_middlewares=(
-                RetryMiddleware(
-                    policy, idempotent=False, budget=self.retry_budget, limiter=self.rate_limit
-                ),
+            max_response_bytes=max_response_bytes,
+            send_retry=RetryMiddleware(
+                policy, idempotent=False, budget=self.retry_budget, limiter=self.rate_limit
             ),
-            call_middlewares=(RetryMiddleware(policy, idempotent=True, budget=self.retry_budget),),
+            call_retry=RetryMiddleware(policy, idempotent=True, budget=self.retry_budget),
         )
         # The transport's method itself, not a wrapper: every await resumption walks the
         # chain of coroutine frames, so one frame fewer is measurable on the send path.
@@ -109,12 +119,23 @@ class BaseClient(AsyncClosing):
         """The API root every path is appended to."""
         return self._transport.base_url
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran; a closed client refuses every call."""
+        return self._transport.closed
+
     async def close(self) -> None:
-        """Release the connections (an external ``session=`` is left open for its owner)."""
+        """Release the connections (an external ``session=`` is left open for its owner).
+
+        Calls still in flight end with an SDK error; later calls raise TransportError.
+        """
         await self._transport.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
+        # Safe on a half-built client too: error trackers repr the locals of failed frames.
+        transport = getattr(self, "_transport", None)
+        shown = "?" if transport is None else repr(transport.base_url)
+        return f"{type(self).__name__}(base_url={shown})"
 
     def __reduce__(self) -> NoReturn:
         # A pickled client would carry its auth header in clear text.
@@ -130,8 +151,10 @@ class MessagingClient(BaseClient):
             for loopback hosts only.
         retry: retry policy, or None for no retries.
         rate_limit: messages per second for this channel (or a shared Limiter), or None.
-        timeout: seconds for one attempt (connect and read), or an ``aiohttp.ClientTimeout``.
+        timeout: seconds one attempt may take, connect, headers and body together (or an
+            ``aiohttp.ClientTimeout``, whose ``total`` is then that bound).
         session: an ``aiohttp.ClientSession`` to use; the client will not close it.
+        max_response_bytes: the largest response body read; a larger one is an error.
     """
 
     __slots__ = ()
@@ -147,15 +170,20 @@ class MessagingClient(BaseClient):
         rate_limit: float | Limiter | None = None,
         timeout: float | aiohttp.ClientTimeout = 30.0,
         session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        key = secret(api_key, "api_key")
+        try:
+            key = secret(api_key, "api_key")
+        finally:
+            del api_key  # no frame of a failed constructor may hold the key (error trackers)
         super().__init__(
             base_url=self.DEFAULT_URL if base_url is None else base_url,
-            auth_headers={"D360-API-KEY": key.reveal()},
+            auth_headers={"D360-API-KEY": key},
             retry=retry,
             rate_limit=rate_limit,
             timeout=timeout,
             session=session,
+            max_response_bytes=max_response_bytes,
         )
 
     async def send(self, message: Message) -> SentMessage:
@@ -178,27 +206,23 @@ class MessagingClient(BaseClient):
         return await self._deliver(ContactsMessage(to=to, contacts=cards))
 
     async def _deliver(
-        self, message: Message, middlewares: tuple[aiohttp.ClientMiddlewareType, ...] | None = None
+        self, message: Message, middlewares: Sequence[RetryMiddleware] | None = None
     ) -> SentMessage:
-        """Send one message; ``middlewares`` lets the bulk sender pace and watch it."""
+        """Send one message; the bulk sender passes its own RetryMiddleware to pace and watch
+        it. An answer without a ``messages[0].id`` is no success (DeliveryUnknownError)."""
         if not isinstance(message, LocationMessage | ContactsMessage):
             raise ValidationError(
                 "message", f"must be a LocationMessage or ContactsMessage, got {message!r}"
             )
-        path = self._messages_path
-        status, data = await self._request(
+        _, sent = await self._request(
             "POST",
-            path,
+            self._messages_path,
             body=self._message_body(message),
             idempotent=False,
-            middlewares=middlewares,
+            retry=middlewares[0] if middlewares else None,
+            read=sent_message,
         )
-        sent = sent_message(data)
-        if sent is not None:
-            return sent
-        return structure_response(
-            data, SendResponse, status=status, request=f"POST {path}"
-        ).result()
+        return sent  # type: ignore[no-any-return]
 
     def _message_body(self, message: Message) -> dict[str, Any]:
         return unstructure(message)

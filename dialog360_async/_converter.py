@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._results import ErrorDetail
+from ._wire import MessageId
 from .errors import APIError
 
 __all__ = ["structure", "structure_response", "unstructure"]
@@ -35,7 +36,17 @@ def _build() -> cattrs.Converter:
 
     conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
     conv.register_structure_hook(ErrorDetail, _error_detail)
+    # A wamid is taken as it came, for its validator to judge: the default str hook would turn
+    # a null id into the string "None", recorded as sent.
+    conv.register_structure_hook(
+        MessageId,
+        make_dict_structure_fn(MessageId, conv, id=override(struct_hook=_as_it_came)),
+    )
     return conv
+
+
+def _as_it_came(value: Any, _: type[Any]) -> Any:
+    return value
 
 
 def _error_detail(data: Any, _: type[ErrorDetail]) -> ErrorDetail:

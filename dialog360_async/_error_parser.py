@@ -67,7 +67,7 @@ def parse_error(status: int, body: bytes, headers: Mapping[str, str], request: s
     """Build the APIError subclass for an error response. Never raises."""
     try:
         data: Any = _json.loads(body) if body else None
-    except (ValueError, RecursionError):  # the stdlib parser recurses on deep nesting
+    except ValueError:  # _json.loads turns every undecodable body into one, on both back ends
         data = None
     fields = _fields(data) if isinstance(data, dict) else {}
     code = fields.get("code")

@@ -1,30 +1,27 @@
-"""The retry middleware: an aiohttp client middleware with one job, deciding and waiting.
+"""The retry middleware: between the transport and its attempts, with one job, deciding and
+waiting.
 
 It follows design.md's retry rule for ``POST /messages`` (non-idempotent; WhatsApp has no
 idempotency key): retry what provably was not processed (nothing sent, 429 and throttle codes,
 502/503), never retry what may have been (read timeout, reset after sending, 500/504) unless
-``retry_ambiguous=True``. Idempotent calls retry both. Background:
+``retry_ambiguous=True``. Idempotent calls retry both. ``RetryPolicy.deadline`` bounds the whole
+call: pacing, attempts and sleeps. It raises nothing: it returns the last attempt's
+:class:`Reply` or :class:`Failure`, marked ``doubtful`` when an earlier attempt may have been
+processed, and the transport raises the SDK error. Background:
 ../shared/docs/reliability-notes.md §0-§2.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
-import aiohttp
-
+from ._attempt import Attempt, Failure, Reply, interrupted
 from ._error_parser import parse_error
 from ._ratelimit import Limiter
 from ._retry import RetryBudget, RetryPolicy
-from ._transport import exception_phase
-from .errors import (
-    APIError,
-    DeliveryUnknownError,
-    PairRateLimitError,
-    RateLimitError,
-    ServerError,
-)
+from .errors import APIError, PairRateLimitError, RateLimitError, ServerError
 
 __all__ = ["AttemptReport", "RetryMiddleware"]
 
@@ -46,11 +43,20 @@ class AttemptReport:
         self.pair_limited = False
 
 
+def _out_of_time() -> Failure:
+    return Failure(
+        "Deadline",
+        "RetryPolicy.deadline passed before the request was sent",
+        sent=False,
+        retryable=False,
+    )
+
+
 class RetryMiddleware:
     """Retries one request according to a RetryPolicy, sharing a retry budget per client.
 
     Args:
-        policy: attempts, backoff and caps.
+        policy: attempts, backoff, caps and the deadline.
         idempotent: whether the request may be repeated safely after an ambiguous failure.
         budget: the client's retry budget; when it runs dry, failures surface at once.
         limiter: paces every attempt (sends only) and slows down on throughput errors.
@@ -86,108 +92,114 @@ class RetryMiddleware:
         self._random = policy.random
         self._clock = policy.clock
 
-    async def __call__(
-        self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
+    async def __call__(self, attempt: Attempt, described: str) -> Reply | Failure:
+        """Run ``attempt`` until it succeeds or the policy says stop; return the last outcome."""
         # The fast path (a first attempt that succeeds) does as little as possible: every
         # send goes through it. The retry loop lives in _retry.
-        started = self._clock() if self._policy.deadline is not None else 0.0
-        if self._limiter is not None:
-            await self._limiter.acquire()
+        if self._policy.deadline is None:
+            started = 0.0
+            remaining = None
+            if self._limiter is not None:
+                try:
+                    await self._limiter.acquire()
+                except asyncio.CancelledError:
+                    if not interrupted():
+                        raise  # else the client closed: the attempt says so
+        else:
+            started = self._clock()
+            remaining = await self._pace(started)
+            if remaining is None:  # the pacing took it all
+                return _out_of_time()
         if self._report is not None:
             self._report.attempts = 1
             self._report.started = True
             self._report.started_at = time.monotonic()
-        try:
-            resp = await handler(req)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            failure: BaseException | None = exc
-        else:
-            failure = None
-        if failure is not None:
-            # Outside the except block, so no SDK error raised later chains the aiohttp one.
-            return await self._retry(req, handler, started, failure, None)
-        if resp.status >= 300:
-            return await self._retry(req, handler, started, None, resp)
+        outcome = await attempt(remaining)
+        if type(outcome) is not Reply or outcome.status >= 300:
+            return await self._retry(attempt, described, started, outcome)
         self._budget.on_success(0)
         if self._limiter is not None:
             self._limiter.on_success()
         if logger.isEnabledFor(logging.DEBUG):
-            _log(f"{req.method} {req.url.path}", 1, resp.status, None, None)
-        return resp
+            _log(described, 1, outcome.status, None, None)
+        return outcome
 
     async def _retry(
-        self,
-        req: aiohttp.ClientRequest,
-        handler: aiohttp.ClientHandlerType,
-        started: float,
-        exc: BaseException | None,
-        resp: aiohttp.ClientResponse | None,
-    ) -> aiohttp.ClientResponse:
-        described = f"{req.method} {req.url.path}"
+        self, attempt: Attempt, described: str, started: float, outcome: Reply | Failure
+    ) -> Reply | Failure:
         taken = 0
         pair_strikes = 0
-        ambiguous_before = False  # an earlier attempt may have been processed
-        attempt = 1
+        doubtful = False  # an earlier attempt may have been processed
+        number = 1
         while True:
-            if exc is None:
-                assert resp is not None
-                error: APIError | None = None
-                if resp.status >= 400:
-                    try:
-                        # Read once; aiohttp caches the body, so the caller can read it again.
-                        body = await resp.read()
-                    except (aiohttp.ClientError, TimeoutError) as read_failure:
-                        exc = read_failure
-                    else:
-                        error = parse_error(resp.status, body, resp.headers, described)
-            if exc is not None:
-                sent, retryable = exception_phase(exc)
+            if type(outcome) is Failure:
                 delay = None
-                if retryable and (not sent or self._idempotent or self._policy.retry_ambiguous):
-                    delay = self._plan(attempt, started, None)
-                    delay, taken = self._charge(delay, taken, timeout=isinstance(exc, TimeoutError))
-                _log(described, attempt, type(exc).__name__, None, delay)
-                if delay is None:
-                    if ambiguous_before and not self._idempotent:
-                        raise self._unknown(described, None) from None
-                    raise exc
-                ambiguous_before = ambiguous_before or sent
+                if outcome.retryable and (
+                    not outcome.sent or self._idempotent or self._policy.retry_ambiguous
+                ):
+                    delay = self._plan(number, started, None)
+                    delay, taken = self._charge(delay, taken, timeout=outcome.timeout)
+                _log(described, number, outcome.kind, None, delay)
+                ambiguous = outcome.sent
             else:
-                assert resp is not None
-                if error is None:  # a success after retries, or a redirect (never followed)
-                    if resp.status < 300:
+                assert type(outcome) is Reply
+                if outcome.status < 400:  # a success after retries, or a redirect (never followed)
+                    if outcome.status < 300:
                         self._budget.on_success(taken)
                         if self._limiter is not None:
                             self._limiter.on_success()
-                    _log(described, attempt, resp.status, None, None)
-                    return resp
-                delay, ambiguous = self._decide(error, attempt, started, pair_strikes)
+                    _log(described, number, outcome.status, None, None)
+                    outcome.doubtful = doubtful
+                    return outcome
+                error = outcome.error = parse_error(
+                    outcome.status, outcome.body, outcome.headers, described
+                )
+                delay, ambiguous = self._decide(error, number, started, pair_strikes)
                 delay, taken = self._charge(delay, taken)
                 if isinstance(error, PairRateLimitError):
                     pair_strikes += 1
                     if self._report is not None:
                         self._report.pair_limited = True
-                _log(described, attempt, resp.status, error.code, delay)
-                if delay is None:
-                    if ambiguous_before and not self._idempotent:
-                        resp.release()
-                        raise self._unknown(described, error)
-                    return resp
-                ambiguous_before = ambiguous_before or ambiguous
-                resp.release()
-            await self._sleep(delay)
-
-            attempt += 1
-            if self._limiter is not None:
-                await self._limiter.acquire()
-            if self._report is not None:
-                self._report.attempts = attempt
-            exc = resp = None
+                _log(described, number, outcome.status, error.code, delay)
+            if delay is None:
+                outcome.doubtful = doubtful
+                return outcome
+            doubtful = doubtful or ambiguous
             try:
-                resp = await handler(req)
-            except (aiohttp.ClientError, TimeoutError) as failure:
-                exc = failure
+                await self._sleep(delay)
+                if self._policy.deadline is None and self._limiter is not None:
+                    await self._limiter.acquire()
+            except asyncio.CancelledError:
+                if not interrupted():
+                    raise  # else the client closed: the next attempt says so
+
+            number += 1
+            remaining = None
+            if self._policy.deadline is not None:
+                remaining = await self._pace(started)
+                if remaining is None:  # the waits took what was left: the last outcome stands
+                    outcome.doubtful = doubtful
+                    return outcome
+            if self._report is not None:
+                self._report.attempts = number
+            outcome = await attempt(remaining)
+
+    async def _pace(self, started: float) -> float | None:
+        """Wait for the limiter within the deadline; the seconds left, None if none are."""
+        deadline = self._policy.deadline
+        assert deadline is not None
+        if self._limiter is not None:
+            try:
+                # Limiters are cancellation-safe: a waiter cancelled before its permit takes none.
+                async with asyncio.timeout(deadline - (self._clock() - started)):
+                    await self._limiter.acquire()
+            except TimeoutError:
+                return None
+            except asyncio.CancelledError:
+                if not interrupted():
+                    raise  # else the client closed: the attempt says so
+        remaining = deadline - (self._clock() - started)
+        return remaining if remaining > 0 else None
 
     def _decide(
         self, error: APIError, attempt: int, started: float, pair_strikes: int
@@ -213,7 +225,7 @@ class RetryMiddleware:
             return None
         delay = policy.delay(attempt - 1, retry_after, self._random)
         deadline = policy.deadline
-        if deadline is not None and self._clock() - started + delay > deadline:
+        if deadline is not None and self._clock() - started + delay >= deadline:
             return None
         return delay
 
@@ -234,14 +246,6 @@ class RetryMiddleware:
                 )
             return None, taken
         return delay, taken + cost
-
-    @staticmethod
-    def _unknown(described: str, error: APIError | None) -> DeliveryUnknownError:
-        return DeliveryUnknownError(
-            "an earlier attempt may have been delivered; delivery unknown",
-            request=described,
-            cause=error,
-        )
 
 
 def _log(

@@ -1,25 +1,45 @@
 """The one boundary between aiohttp and the SDK: every request of every client passes here.
 
-aiohttp exceptions become SDK errors here and nowhere else. They are raised outside the
-``except`` block so that no raw aiohttp exception (whose repr carries the request headers, and
-so the API key) is ever chained to an SDK error.
+An attempt (``_attempt.py``) is one ``session.request`` and its body, within one time bound and
+one size cap; every aiohttp exception it meets becomes a :class:`Failure` here. The retry
+middleware decides between attempts; what the last one means is decided in
+:meth:`Transport.request`, which raises every SDK error itself: outside any ``except`` block and
+outside aiohttp's frames, whose locals hold the request headers (and so the API key) that error
+trackers record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
 
 from . import _json
-from ._error_parser import parse_error
+from ._attempt import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Failure,
+    Reply,
+    aiohttp_timeout,
+    check_max_response_bytes,
+    check_timeout,
+    error_of,
+    forget,
+    interrupt,
+    interrupted,
+    unreadable,
+)
+from ._secret import Secret
 from ._version import __version__
-from .errors import DeliveryUnknownError, ServerError, TransportError, ValidationError
+from .errors import TransportError, ValidationError
 
-__all__ = ["Transport", "exception_phase", "is_loopback", "make_timeout", "validate_base_url"]
+if TYPE_CHECKING:
+    from ._middleware import RetryMiddleware
+
+__all__ = ["Transport", "exception_phase", "failure_of", "is_loopback", "validate_base_url"]
 
 _URL_CACHE_SIZE = 64  # fixed paths only in practice; per-user On-Premise paths just miss
 USER_AGENT = f"dialog360_async/{__version__} aiohttp/{aiohttp.__version__}"
@@ -51,16 +71,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-    """Seconds for one attempt become connect and read timeouts; ``total`` stays unset because
-    aiohttp's ``total`` spans every retry and backoff sleep of the middleware chain."""
-    if isinstance(timeout, aiohttp.ClientTimeout):
-        return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValidationError("timeout", f"must be a positive number of seconds, got {timeout!r}")
-    return aiohttp.ClientTimeout(total=None, connect=float(timeout), sock_read=float(timeout))
-
-
 def exception_phase(exc: BaseException) -> tuple[bool, bool]:
     """``(sent, retryable)`` for an exception raised by an attempt.
 
@@ -74,14 +84,80 @@ def exception_phase(exc: BaseException) -> tuple[bool, bool]:
     return True, True
 
 
+def failure_of(exc: BaseException) -> Failure:
+    """What an exception raised by an attempt means (the exception itself is not kept)."""
+    sent, retryable = exception_phase(exc)
+    kind = type(exc).__name__
+    reason = f"{kind}: {exc}" if str(exc) else kind
+    timeout = isinstance(exc, TimeoutError)
+    return Failure(kind, reason, sent=sent, retryable=retryable, timeout=timeout)
+
+
+async def _read_body(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """The body, chunk by chunk, never more than ``cap`` bytes (plus one chunk) in memory."""
+    length = resp.content_length
+    if length is not None and length > cap:
+        resp.close()  # the connection is dropped, not drained
+        return b"", False
+    content = resp.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > cap:
+            resp.close()
+            # A prefix is all an error message can use; joining megabytes would double them.
+            return (chunks[0] if chunks else chunk)[:cap], False
+        chunks.append(chunk)
+    return b"".join(chunks), True
+
+
+class _Expiry:
+    """The timer callback that ends an attempt: it cancels the task and remembers it did."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+    def settle(self) -> bool:
+        """Take back the cancellation this timer made (once); whether it fired."""
+        if not self.fired:
+            return False
+        self.fired = False
+        self.task.uncancel()
+        return True
+
+
+def _cancelled_while_connecting(exc: BaseException) -> bool:
+    # The connector opens connections and never writes a request: a cancellation that passed
+    # through it interrupted a pool wait, a DNS lookup, a TCP connect or a TLS handshake.
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") == "aiohttp.connector":
+            return True
+        tb = tb.tb_next
+    return False
+
+
 class Transport:
-    """Holds the session, the auth headers and the base URL of one client."""
+    """Holds the session, the auth headers, the limits and the base URL of one client."""
 
     __slots__ = (
-        "_call_middlewares",
+        "_aiohttp_timeout",
+        "_call_retry",
+        "_calls",
+        "_closed",
         "_headers",
+        "_loop",
+        "_max_bytes",
         "_owns_session",
-        "_send_middlewares",
+        "_send_retry",
         "_session",
         "_timeout",
         "_urls",
@@ -92,40 +168,80 @@ class Transport:
         self,
         *,
         base_url: str,
-        headers: Mapping[str, str],
+        headers: Mapping[str, str | Secret],
         timeout: float | aiohttp.ClientTimeout,
         session: aiohttp.ClientSession | None,
-        send_middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
-        call_middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
+        send_retry: RetryMiddleware,
+        call_retry: RetryMiddleware,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = validate_base_url(base_url)
-        self._timeout = make_timeout(timeout)
+        self._timeout = check_timeout(timeout)
+        self._aiohttp_timeout = aiohttp_timeout(timeout)
+        self._max_bytes = check_max_response_bytes(max_response_bytes)
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise ValidationError(
+                "session", f"must be an aiohttp.ClientSession or None, got {session!r}"
+            )
+        if session is not None and session.closed:
+            raise ValidationError("session", "is closed")
         self._urls: dict[str, URL] = {}
+        # A callable is a SessionPool's shared session, created inside the running loop.
+        self._session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None = session
+        self._owns_session = session is None
+        self._loop: asyncio.AbstractEventLoop | None = (
+            None if session is None else getattr(session, "_loop", None)
+        )
+        self._closed = False
+        self._calls: set[asyncio.Task[Any]] = set()  # the tasks in request(), for close()
+        self._send_retry = send_retry
+        self._call_retry = call_retry
+        # Built last, once everything is validated: no frame of a failed constructor holds it.
         self._headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
-            **headers,
+            **{k: v.reveal() if isinstance(v, Secret) else v for k, v in headers.items()},
         }
-        # A callable is a SessionPool's shared session, created inside the running loop.
-        self._session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None = session
-        self._owns_session = session is None
-        # Passed per request (replacing any session-level ones), so that an external session
-        # works too and sends and idempotent calls get their own retry rule.
-        self._send_middlewares = tuple(send_middlewares)
-        self._call_middlewares = tuple(call_middlewares)
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
+
+    def _open(self, described: str) -> aiohttp.ClientSession:
+        """The session to use now, or a TransportError saying why there is none."""
+        if self._closed:
+            raise TransportError(
+                "the client is closed", request=described, sent=False, retryable=False
+            )
         session = self._session
-        if isinstance(session, aiohttp.ClientSession) and not (
-            self._owns_session and session.closed
-        ):
-            return session
-        if session is None or isinstance(session, aiohttp.ClientSession):
+        if callable(session):
+            return session()  # the pool checks its own state and loop
+        loop = asyncio.get_running_loop()
+        if session is None:
             # Created lazily so that constructing a client needs no running event loop.
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-            return self._session
-        return session()
+            session = self._session = aiohttp.ClientSession()
+            self._loop = loop
+        elif self._loop is not loop:
+            if self._loop is None:
+                self._loop = loop
+            else:
+                raise TransportError(
+                    "the client's session belongs to another event loop: create the client "
+                    "(or its session) inside the event loop that uses it",
+                    request=described,
+                    sent=False,
+                    retryable=False,
+                )
+        if session.closed:
+            raise TransportError(
+                "the session given to the client is closed",
+                request=described,
+                sent=False,
+                retryable=False,
+            )
+        return session
 
     def _url(self, path: str) -> URL:
         # Parsing the same URL string on every send is measurable on the hot path.
@@ -142,10 +258,20 @@ class Transport:
         self._owns_session = False
 
     async def close(self) -> None:
-        """Close the session if this transport created it."""
+        """Refuse further requests, end the calls in flight with an SDK error, and close the
+        session if this transport created it."""
+        self._closed = True
+        # aiohttp does not wake a body read when it closes the connection under it: the read
+        # would wait for its timeout. The calls are interrupted instead.
+        interrupt(self._calls)
         session = self._session
         if self._owns_session and isinstance(session, aiohttp.ClientSession):
             await session.close()
+
+    def __repr__(self) -> str:
+        # Never the headers; and safe on a half-built transport (trackers repr failed frames).
+        base_url = getattr(self, "base_url", "?")
+        return f"Transport(base_url={base_url!r}, closed={getattr(self, '_closed', False)})"
 
     async def request(
         self,
@@ -155,60 +281,110 @@ class Transport:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         idempotent: bool = True,
-        middlewares: tuple[aiohttp.ClientMiddlewareType, ...] | None = None,
+        retry: RetryMiddleware | None = None,
+        read: Callable[[Any], Any] | None = None,
     ) -> tuple[int, Any]:
-        """Send one request; return ``(status, parsed JSON or None)`` for a 2xx answer.
+        """Send one request (with retries); return ``(status, body)`` for a 2xx answer.
+
+        ``body`` is the parsed JSON (None when empty), or ``read(parsed)`` when ``read`` is
+        given; ``read`` returns None for a body that is no success.
 
         Raises:
-            APIError: the server answered with a non-2xx status (subclass by error code).
-            DeliveryUnknownError: a non-idempotent request failed after it may have been sent.
+            APIError: the server answered with an error (subclass by error code), or an
+                idempotent call got a 2xx it cannot read.
+            DeliveryUnknownError: a non-idempotent request failed after it may have been sent,
+                or its 2xx answer cannot be read as a success.
             TransportError: the request could not be completed.
         """
         described = f"{method} {path}"
+        session = self._open(described)
         data = None if body is None else _json.dumps(body)
-        failure: TransportError | None = None
-        try:
-            async with self._get_session().request(
-                method,
-                self._url(path),
-                data=data,
-                params=params,
-                headers=self._headers,
-                allow_redirects=False,
-                timeout=self._timeout,
-                middlewares=middlewares
-                or (self._call_middlewares if idempotent else self._send_middlewares),
-            ) as resp:
-                status = resp.status
-                raw = await resp.read()
-                headers = resp.headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            failure = _transport_error(exc, described, idempotent)
-        if failure is not None:
-            raise failure
-        if 200 <= status < 300:
-            if not raw:
-                return status, None
+        url = self._url(path)
+        task: asyncio.Task[Any] = asyncio.current_task()  # type: ignore[assignment]
+
+        async def attempt(remaining: float | None) -> Reply | Failure:
+            if self._closed or session.closed:
+                closed = "client" if self._closed else "session"
+                return Failure("Closed", f"the {closed} was closed", sent=False, retryable=False)
+            bound = self._timeout
+            if remaining is not None and (bound is None or remaining < bound):
+                bound = remaining
+            expiry = handle = None
+            if bound is not None:
+                # One timer for the whole attempt: loop.call_at costs a third of asyncio.timeout.
+                expiry = _Expiry(task)
+                loop = asyncio.get_running_loop()
+                handle = loop.call_at(loop.time() + bound, expiry)
             try:
-                return status, _json.loads(raw)
-            except ValueError:
-                pass
-        error = parse_error(status, raw, headers, described)
-        if not idempotent and isinstance(error, ServerError) and error.ambiguous:
-            raise DeliveryUnknownError(
-                f"the server failed after it may have processed the request ({error})",
-                request=described,
-                cause=error,
+                async with session.request(
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    headers=self._headers,
+                    allow_redirects=False,
+                    timeout=self._aiohttp_timeout,
+                    middlewares=(),  # an external session's own are not ours to run
+                ) as resp:
+                    raw, complete = await _read_body(resp, self._max_bytes)
+                    return Reply(resp.status, resp.headers, raw, complete)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = failure_of(exc)
+            except asyncio.CancelledError as exc:
+                timed_out = expiry is not None and expiry.settle()
+                closing = interrupted()
+                if not closing and task.cancelling():
+                    raise  # our caller cancelled us
+                # Where the attempt was when it stopped says whether the request may have left.
+                sent = not _cancelled_while_connecting(exc)
+                if timed_out and not closing:
+                    reason = f"TimeoutError: no complete answer within {bound:g} s"
+                    failure = Failure(
+                        "TimeoutError", reason, sent=sent, retryable=True, timeout=True
+                    )
+                else:
+                    # The client closed, or (nobody cancelled the task) aiohttp cancelled a
+                    # future of ours because its session is closing: it does so to requests
+                    # waiting for a connection.
+                    closed = "client" if self._closed else "session"
+                    reason = f"the {closed} was closed while the request was in flight"
+                    failure = Failure("Closed", reason, sent=sent, retryable=False)
+            finally:
+                if expiry is not None and handle is not None:
+                    handle.cancel()
+                    expiry.settle()  # a cancel that some code swallowed must not linger
+            return failure
+
+        calls = self._calls
+        calls.add(task)
+        try:
+            outcome = await (retry or (self._call_retry if idempotent else self._send_retry))(
+                attempt, described
             )
-        raise error
-
-
-def _transport_error(exc: BaseException, request: str, idempotent: bool) -> TransportError:
-    sent, retryable = exception_phase(exc)
-    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if sent and not idempotent:
-        return DeliveryUnknownError(
-            f"the request may have reached the server; delivery unknown ({reason})",
-            request=request,
-        )
-    return TransportError(reason, request=request, sent=sent, retryable=retryable)
+        except asyncio.CancelledError:
+            if not interrupted():
+                raise
+            # A close reached the call where no attempt could report it (in a custom limiter
+            # or sleep): whether an earlier attempt was processed is not known.
+            outcome = Failure("Closed", "the client was closed", sent=True, retryable=False)
+        finally:
+            calls.discard(task)
+            forget(task)
+        if type(outcome) is Reply and 200 <= outcome.status < 300:
+            if outcome.complete:
+                raw = outcome.body
+                try:
+                    parsed = _json.loads(raw) if raw else None
+                except ValueError:
+                    why = "not JSON"
+                else:
+                    if read is None:
+                        return outcome.status, parsed
+                    result = read(parsed)
+                    if result is not None:
+                        return outcome.status, result
+                    why = "no success in it" if raw else "empty"
+            else:
+                why = f"over max_response_bytes={self._max_bytes}"
+            raise unreadable(outcome.status, why, described, idempotent)
+        raise error_of(outcome, described, idempotent)

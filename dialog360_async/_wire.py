@@ -13,9 +13,15 @@ import attrs
 from ._results import BlocklistPage, BlockResult, ContactStatus, FailedUser, SentMessage, UserRef
 
 
+def _message_id(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # The converter turns a null id into the string "None": a wamid must come as a string.
+    if type(value) is not str or not value:
+        raise ValueError(f"messages[0].id must be a non-empty string, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class MessageId:
-    id: str
+    id: str = attrs.field(validator=_message_id)
     message_status: str | None = None
 
 
@@ -36,8 +42,8 @@ class SendResponse:
 
 
 def sent_message(data: Any) -> SentMessage | None:
-    """The usual send answer read straight into a SentMessage, or None for any other shape
-    (the caller then lets the converter explain what is wrong). Every send goes through here."""
+    """A send's answer as a SentMessage, or None when it is no success: no ``messages[0].id``
+    that is a non-empty string, or fields of the wrong type. Every send goes through here."""
     if type(data) is not dict:
         return None
     messages = data.get("messages")
@@ -46,7 +52,7 @@ def sent_message(data: Any) -> SentMessage | None:
     first = messages[0]
     message_id = first.get("id")
     status = first.get("message_status")
-    if type(message_id) is not str or not (status is None or type(status) is str):
+    if type(message_id) is not str or not message_id or not (status is None or type(status) is str):
         return None
     contacts = data.get("contacts")
     contact_input = wa_id = None

@@ -40,3 +40,61 @@ def test_fallback_matches(stdlib_json: ModuleType, value: Any) -> None:
 def test_fallback_rejects_nan(stdlib_json: ModuleType) -> None:
     with pytest.raises(ValueError, match="not JSON compliant"):
         stdlib_json.dumps({"x": float("nan")})
+
+
+HOSTILE: dict[str, bytes] = {
+    "deep-array": b"[" * 100_000 + b"]" * 100_000,
+    "deep-object": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "deep-1100": b"[" * 1100 + b"]" * 1100,
+    "huge-int": b"9" * 100_000,
+    "int-past-a-double": b"1" + b"0" * 400,
+    "huge-float": b"1e999",
+    "nan": b"NaN",
+    "infinity": b"[-Infinity]",
+    "invalid-utf8": b'{"id":"\xff"}',
+    "encoded-surrogate": b'{"id":"\xed\xa0\x80"}',
+    "escaped-lone-surrogate": b'{"id":"\\ud800"}',
+    "truncated": b'{"messages":[{"id":"wam',
+}
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    if request.param == "orjson":
+        yield active
+        return
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    yield importlib.reload(active)
+    monkeypatch.undo()
+    importlib.reload(active)
+
+
+@pytest.mark.parametrize("data", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_input_is_a_value_error_on_both_backends(backend: Any, data: bytes) -> None:
+    # Exactly ValueError, whatever the message: never RecursionError, never a silent inf or NaN.
+    with pytest.raises(ValueError):  # noqa: PT011
+        backend.loads(data)
+    with pytest.raises(ValueError):  # noqa: PT011
+        backend.loads(data.decode("utf-8", "surrogatepass"))
+
+
+def test_ordinary_input_still_reads_on_both_backends(backend: Any) -> None:
+    assert backend.loads(b'{"id":"\\ud83d\\ude00 ok","n":-12,"x":1.5e3}') == {
+        "id": "\U0001f600 ok",
+        "n": -12,
+        "x": 1500.0,
+    }
+    assert backend.loads(b"[" * 500 + b"]" * 500) is not None  # nesting a body really has
+
+
+async def test_deep_success_body_with_the_stdlib_backend_is_unknown(
+    stdlib_json: ModuleType,
+) -> None:
+    from dialog360_async import DeliveryUnknownError, Dialog360Client, Location
+    from dialog360_async.testing import FakeDialog360, FakeResponse
+
+    async with FakeDialog360(throughput=None) as fake:
+        fake.script("POST", "/messages", FakeResponse(body=b"[" * 100_000 + b"]" * 100_000))
+        async with Dialog360Client("k", base_url=fake.url, retry=None) as client:
+            with pytest.raises(DeliveryUnknownError, match="not JSON"):
+                await client.send_location("+16505551234", Location(latitude=1, longitude=2))

@@ -308,8 +308,8 @@ async def test_budget_refills_on_success(fake: FakeDialog360, sleeps: Sleeps) ->
 
 async def test_deadline_stops_retries(fake: FakeDialog360, sleeps: Sleeps) -> None:
     fake.script("POST", "/messages", *[FakeResponse(status=503)] * 10)
-    with pytest.raises(ServerError):
-        await send(fake, policy(sleeps, base_delay=10, deadline=0.001))
+    with pytest.raises(ServerError):  # the first retry would wait 5 s: past the deadline
+        await send(fake, policy(sleeps, base_delay=10, deadline=1.0))
     assert sends_seen(fake) == 1
 
 

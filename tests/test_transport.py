@@ -99,10 +99,20 @@ async def test_500_on_idempotent_call_is_server_error(
         await anext(cloud.list_blocked_users())
 
 
-async def test_non_json_success_is_api_error(fake: FakeDialog360, cloud: Dialog360Client) -> None:
+async def test_non_json_success_on_send_is_unknown(
+    fake: FakeDialog360, cloud: Dialog360Client
+) -> None:
     fake.script("POST", "/messages", FakeResponse(status=200, body=b"<html>hi</html>"))
-    with pytest.raises(APIError) as info:
+    with pytest.raises(DeliveryUnknownError, match="HTTP 200"):
         await cloud.send_location(TO, HQ)
+
+
+async def test_non_json_success_on_idempotent_call_is_api_error(
+    fake: FakeDialog360, cloud: Dialog360Client
+) -> None:
+    fake.script("GET", "/block_users", FakeResponse(status=200, body=b"<html>hi</html>"))
+    with pytest.raises(APIError, match="not JSON") as info:
+        await anext(cloud.list_blocked_users())
     assert info.value.status == 200
 
 
@@ -123,11 +133,13 @@ def test_client_needs_no_event_loop() -> None:
     assert client.base_url == "https://waba-v2.360dialog.io"
 
 
-async def test_close_is_idempotent_and_reopens(fake: FakeDialog360) -> None:
+async def test_close_is_idempotent_and_final(fake: FakeDialog360) -> None:
     client = Dialog360Client(API_KEY, base_url=fake.url)
     await client.send_location(TO, HQ)
     await client.close()
     await client.close()
-    await client.send_location(TO, HQ)  # a closed client opens a new session on demand
-    await client.close()
-    assert fake.sends["16505551234"] == 2
+    assert client.closed
+    with pytest.raises(TransportError, match="closed") as info:
+        await client.send_location(TO, HQ)  # a closed client never opens a new session
+    assert info.value.sent is False and not info.value.retryable
+    assert fake.sends["16505551234"] == 1
