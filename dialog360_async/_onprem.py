@@ -6,7 +6,6 @@ On-Premise in October 2025; prefer Dialog360Client for new work.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -35,13 +34,20 @@ from .errors import (
 __all__ = ["DEFAULT_ON_PREMISE_URL", "OnPremiseClient"]
 
 DEFAULT_ON_PREMISE_URL = "https://waba.360dialog.io"
-_PER_USER_CONCURRENCY = 8  # On-Premise blocks one user per request
+_ACCOUNT_LOCKED = 131031  # Meta: the business account is locked
+# 360dialog's 400 "Your WhatsApp for Business API has been disabled" (360dialog-api.md §3.2).
+_DISABLED = "has been disabled"
 
 
 def _fails_whole_call(error: APIError) -> bool:
-    # These concern the key, the rate or the server, not the one user: raise them.
-    return isinstance(
-        error, AuthenticationError | PermissionDeniedError | RateLimitError | ServerError
+    # These concern the key, the rate, the server or the channel, not the one user: every later
+    # request would fail the same way, so the loop stops and raises (design.md, hardening).
+    return (
+        isinstance(
+            error, AuthenticationError | PermissionDeniedError | RateLimitError | ServerError
+        )
+        or error.code == _ACCOUNT_LOCKED
+        or _DISABLED in (error.message or "").lower()
     )
 
 
@@ -50,7 +56,9 @@ class OnPremiseClient(MessagingClient):
 
     Takes the same arguments as :class:`Dialog360Client`; ``base_url`` defaults to
     ``https://waba.360dialog.io``. Per-user block and unblock failures (e.g. 2048, not engaged)
-    land in ``BlockResult.failed``; they do not raise.
+    land in ``BlockResult.failed``; they do not raise. An error that would fail every later
+    user too (401, 403, a disabled channel, an exhausted rate limit or server error, a
+    transport error) stops the loop at once and is raised.
     """
 
     __slots__ = ()
@@ -67,7 +75,7 @@ class OnPremiseClient(MessagingClient):
         async def block(user: str) -> None:
             await self._request("POST", f"/v1/contacts/{_path(user)}/block", body=body)
 
-        added, failed = await self._per_user(checked, block)
+        added, failed = await _per_user(checked, block)
         return BlockResult(added=added, failed=failed)
 
     async def unblock_users(self, users: Iterable[str] | str) -> BlockResult:
@@ -76,30 +84,8 @@ class OnPremiseClient(MessagingClient):
         async def unblock(user: str) -> None:
             await self._request("POST", f"/v1/contacts/{_path(user)}/unblock")
 
-        removed, failed = await self._per_user(v.recipients(users), unblock)
+        removed, failed = await _per_user(v.recipients(users), unblock)
         return BlockResult(removed=removed, failed=failed)
-
-    async def _per_user(
-        self, users: list[str], call: Callable[[str], Awaitable[None]]
-    ) -> tuple[tuple[UserRef, ...], tuple[FailedUser, ...]]:
-        gate = asyncio.Semaphore(_PER_USER_CONCURRENCY)
-
-        async def one(user: str) -> FailedUser | None:
-            async with gate:
-                try:
-                    await call(user)
-                except APIError as error:
-                    if _fails_whole_call(error):
-                        raise
-                    detail = ErrorDetail(
-                        code=error.code, message=error.message, details=error.details
-                    )
-                    return FailedUser(input=user, errors=(detail,))
-                return None
-
-        outcomes = await asyncio.gather(*(one(u) for u in users))
-        done = tuple(UserRef(input=u) for u, o in zip(users, outcomes, strict=True) if o is None)
-        return done, tuple(o for o in outcomes if o is not None)
 
     async def get_blocklist(self, limit: int = 100, offset: int = 0) -> BlocklistPage:
         """One page of the blocklist; ``limit`` in 1..200."""
@@ -137,15 +123,15 @@ class OnPremiseClient(MessagingClient):
             NotEngagedError: the user has not written in the last 24 hours (2048).
         """
         checked = v.recipient(user, "user")
-        body: dict[str, Any] = {"block": bool(block)}
+        body: dict[str, Any] = {"block": v.flag(block, "block")}
         if v.reason(reason) is not None:
             body["reason"] = reason
         if message_id is not None:
             if not isinstance(message_id, str) or not message_id:
                 raise ValidationError(
-                    "message_id", f"must be a non-empty string, got {message_id!r}"
+                    "message_id", f"must be a non-empty string, got {v.shown(message_id)}"
                 )
-            body["message_id"] = message_id
+            body["message_id"] = v.text(message_id, "message_id")
         # Not idempotent: a second report after an ambiguous failure could file it twice.
         await self._request(
             "POST", f"/v1/contacts/{_path(checked)}/report", body=body, idempotent=False
@@ -158,9 +144,9 @@ class OnPremiseClient(MessagingClient):
         on it to decide whether a number uses WhatsApp."""
         checked = v.recipients(contacts, "contacts")
         body = {
-            "blocking": "wait" if wait else "no_wait",
+            "blocking": "wait" if v.flag(wait, "wait") else "no_wait",
             "contacts": checked,
-            "force_check": bool(force_check),
+            "force_check": v.flag(force_check, "force_check"),
         }
         status, data = await self._request("POST", "/v1/contacts", body=body)
         return list(
@@ -168,6 +154,26 @@ class OnPremiseClient(MessagingClient):
                 data, ContactsResponse, status=status, request="POST /v1/contacts"
             ).contacts
         )
+
+
+async def _per_user(
+    users: list[str], call: Callable[[str], Awaitable[None]]
+) -> tuple[tuple[UserRef, ...], tuple[FailedUser, ...]]:
+    # One request at a time: the first error that fails every later request (a revoked key,
+    # a disabled channel, a closed client) stops the loop, so it is the last request sent.
+    done: list[UserRef] = []
+    failed: list[FailedUser] = []
+    for user in users:
+        try:
+            await call(user)
+        except APIError as error:
+            if _fails_whole_call(error):
+                raise
+            detail = ErrorDetail(code=error.code, message=error.message, details=error.details)
+            failed.append(FailedUser(input=user, errors=(detail,)))
+        else:
+            done.append(UserRef(input=user))
+    return tuple(done), tuple(failed)
 
 
 def _path(user: str) -> str:

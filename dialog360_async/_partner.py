@@ -10,6 +10,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from . import _validation as v
+from ._attempt import DEFAULT_MAX_RESPONSE_BYTES
 from ._base import BaseClient, secret
 from ._cloud import block_in_batches
 from ._converter import structure_response
@@ -31,7 +33,7 @@ class PartnerClient(BaseClient):
         partner_id: your partner id (ends in ``PA``).
         api_key: a Partner API key (sent as ``X-API-Key``); or give ``token`` instead.
         token: a legacy Partner API bearer token.
-        base_url, retry, timeout, session: as for :class:`Dialog360Client`.
+        base_url, retry, timeout, session, max_response_bytes: as for :class:`Dialog360Client`.
     """
 
     __slots__ = ("_partner_path",)
@@ -46,21 +48,28 @@ class PartnerClient(BaseClient):
         retry: RetryPolicy | None = RetryPolicy(),
         timeout: float | aiohttp.ClientTimeout = 30.0,
         session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        if (api_key is None) == (token is None):
-            raise ValidationError("api_key", "give exactly one of api_key= and token=")
-        if api_key is not None:
-            headers = {"X-API-Key": secret(api_key, "api_key").reveal()}
-        else:
-            headers = {"Authorization": f"Bearer {secret(token, 'token').reveal()}"}
-        self._partner_path = f"/partners/{_segment(partner_id, 'partner_id')}/channels"
+        # Only a Secret stays in this frame: error trackers record the locals of every frame
+        # of a traceback, and a failed construction must not hand them the key.
+        try:
+            self._partner_path = f"/partners/{_segment(partner_id, 'partner_id')}/channels"
+            if (api_key is None) == (token is None):
+                raise ValidationError("api_key", "give exactly one of api_key= and token=")
+            if api_key is not None:
+                header, key = "X-API-Key", secret(api_key, "api_key")
+            else:
+                header, key = "Authorization", Secret(f"Bearer {secret(token, 'token').reveal()}")
+        finally:
+            del api_key, token
         super().__init__(
             base_url=base_url,
-            auth_headers=headers,
+            auth_headers={header: key},
             retry=retry,
             rate_limit=None,
             timeout=timeout,
             session=session,
+            max_response_bytes=max_response_bytes,
         )
 
     async def block_users(self, channel_id: str, users: Iterable[str] | str) -> BlockResult:
@@ -99,6 +108,4 @@ class PartnerClient(BaseClient):
 
 
 def _segment(value: str, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
-    return quote(value, safe="")
+    return quote(v.token(value, field), safe="")

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from . import _validation as v
 from .errors import ValidationError
 
 __all__ = ["Limiter", "RateLimiter"]
@@ -29,11 +30,10 @@ _EPSILON = 1e-9
 
 
 def _positive(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"RateLimiter.{field}", f"must be a number, got {value!r}")
-    if not 0 < value < math.inf:
-        raise ValidationError(f"RateLimiter.{field}", f"must be finite and > 0, got {value!r}")
-    return float(value)
+    number = v.finite(value, f"RateLimiter.{field}")
+    if not number > 0:
+        raise ValidationError(f"RateLimiter.{field}", f"must be > 0, got {v.shown(value)}")
+    return number
 
 
 class Limiter(Protocol):
@@ -87,10 +87,10 @@ class RateLimiter:
             burst = max(1.0, self._configured / 10)
         self._burst = _positive("burst", burst)
         if self._burst < 1:
-            raise ValidationError("RateLimiter.burst", f"must be >= 1, got {burst!r}")
+            raise ValidationError("RateLimiter.burst", f"must be >= 1, got {v.shown(burst)}")
         self._floor = min(_positive("min_rate", min_rate), self._configured)
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = v.function(clock, "RateLimiter.clock")
+        self._sleep = v.function(sleep, "RateLimiter.sleep")
         self._rate = self._configured
         self._tat = -math.inf  # theoretical arrival time of the next permit (GCRA)
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -168,10 +168,9 @@ class RateLimiter:
         Args:
             factor: multiplier in (0, 1).
         """
-        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor < 1:
-            raise ValidationError(
-                "RateLimiter.slow_down.factor", f"must be in (0, 1), got {factor!r}"
-            )
+        field = "RateLimiter.slow_down.factor"
+        if not 0 < v.finite(factor, field) < 1:
+            raise ValidationError(field, f"must be in (0, 1), got {v.shown(factor)}")
         now = self._clock()
         if now - self._last_cut < _CUT_WINDOW:
             return

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from . import _validation as v
 from .errors import ValidationError
 
 __all__ = ["PairBackoff", "RetryBudget", "RetryPolicy", "parse_retry_after"]
@@ -28,35 +29,43 @@ __all__ = ["PairBackoff", "RetryBudget", "RetryPolicy", "parse_retry_after"]
 _MAX_EXPONENT = 1000
 
 
-def _check(inst: object, attribute: attrs.Attribute[Any], ok: bool, rule: str) -> None:
-    if not ok:
-        raise ValidationError(f"{type(inst).__name__}.{attribute.name}", rule)
+def _field(inst: object, attribute: attrs.Attribute[Any]) -> str:
+    return f"{type(inst).__name__}.{attribute.name}"
+
+
+def _duration(field: str, value: object) -> float:
+    seconds = v.finite(value, field, "number of seconds")
+    if seconds < 0:
+        raise ValidationError(field, f"must be a finite number >= 0, got {v.shown(value)}")
+    return seconds
 
 
 def _number(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = is_number and math.isfinite(value) and value >= 0
-    _check(inst, attribute, ok, f"must be a finite number >= 0, got {value!r}")
+    _duration(_field(inst, attribute), value)
 
 
 def _attempts(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    _check(inst, attribute, ok, f"must be an integer, at least 1, got {value!r}")
+    _count(_field(inst, attribute), value, 1)
 
 
 def _deadline(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        _number(inst, attribute, value)
-        _check(inst, attribute, value > 0, f"must be > 0 seconds or None, got {value!r}")
+    if value is not None and _duration(_field(inst, attribute), value) <= 0:
+        raise ValidationError(
+            _field(inst, attribute), f"must be > 0 seconds or None, got {v.shown(value)}"
+        )
 
 
 def _flag(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    _check(inst, attribute, isinstance(value, bool), f"must be True or False, got {value!r}")
+    v.flag(value, _field(inst, attribute))
+
+
+def _callable(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    v.function(value, _field(inst, attribute))
 
 
 def _count(field: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationError(field, f"must be an integer >= {minimum}, got {value!r}")
+        raise ValidationError(field, f"must be an integer >= {minimum}, got {v.shown(value)}")
 
 
 def _unit(random: Callable[[], float]) -> float:
@@ -85,12 +94,16 @@ class RetryPolicy:
     deadline: float | None = attrs.field(default=None, validator=_deadline)
     """Seconds allowed across all attempts and sleeps; None means no overall bound."""
     sleep: Callable[[float], Awaitable[None]] = attrs.field(
-        default=asyncio.sleep, repr=False, eq=False
+        default=asyncio.sleep, validator=_callable, repr=False, eq=False
     )
     """Coroutine function that waits between attempts; inject a fake in tests."""
-    clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False, eq=False)
+    clock: Callable[[], float] = attrs.field(
+        default=time.monotonic, validator=_callable, repr=False, eq=False
+    )
     """Monotonic seconds, for the deadline; inject a fake in tests."""
-    random: Callable[[], float] = attrs.field(default=_random.random, repr=False, eq=False)
+    random: Callable[[], float] = attrs.field(
+        default=_random.random, validator=_callable, repr=False, eq=False
+    )
     """Uniform numbers in [0, 1] for the jitter; inject a fixed one in tests."""
 
     def backoff(self, attempt: int, random: Callable[[], float] = _random.random) -> float:
@@ -304,11 +317,9 @@ class PairBackoff:
             clock: monotonic seconds; injectable for tests.
         """
         _count("PairBackoff.max_entries", max_entries, 1)
-        if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 <= cap < math.inf:
-            raise ValidationError("PairBackoff.cap", f"must be a finite number >= 0, got {cap!r}")
         self.max_entries = max_entries
-        self.cap = float(cap)
-        self._clock = clock
+        self.cap = _duration("PairBackoff.cap", cap)
+        self._clock = v.function(clock, "PairBackoff.clock")
         # recipient -> (131056 strikes so far, monotonic time it may be sent to again)
         self._entries: OrderedDict[str, tuple[int, float]] = OrderedDict()
 

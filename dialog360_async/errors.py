@@ -17,12 +17,15 @@ One tree; catch the node that matches what you can handle::
         └── DeliveryUnknownError   a send that may have reached the server; never retried by default
 
 Every error's text is built from redacted fields only: the API key and request headers never
-appear in ``str``, ``repr`` or ``args``.
+appear in ``str``, ``repr`` or ``args``. Every error pickles and copies with its attributes
+(errors cross process boundaries in task queues).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+_E = TypeVar("_E", bound="Dialog360Error")
 
 __all__ = [
     "APIError",
@@ -41,11 +44,23 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[_E], args: tuple[Any, ...]) -> _E:
+    # BaseException.__new__ sets ``args`` without running ``__init__``: the subclasses' keyword
+    # signatures cannot take ``args`` back, their attributes come from the pickled __dict__.
+    return cls.__new__(cls, *args)
+
+
 class Dialog360Error(Exception):
     """Base class of every exception this package raises."""
 
     retryable: bool = False
     """True when sending the same request again may succeed."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default, ``(cls, args, __dict__)``, calls ``cls(*args)`` on unpickling, which the
+        # keyword-only signatures refuse. The __dict__ holds only redacted fields (errors never
+        # keep headers or keys); a Secret in it would refuse to pickle rather than leak.
+        return (_rebuild, (type(self), self.args), self.__dict__ or None)
 
 
 class ValidationError(Dialog360Error, ValueError):
