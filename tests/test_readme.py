@@ -1,26 +1,99 @@
-"""The README's Python examples run as written, against the bundled fake server."""
+"""The README's examples run exactly as written, against the fake started as the README says.
+
+The fake is the standalone process of the README's ``readme-fake`` block (only its port is
+swapped for a free one), and the examples get the variables of its ``readme-env`` block.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import shlex
+import signal
+import socket
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dialog360_async.testing import FakeDialog360
-
 from .conftest import run_user_tests
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+TEXT = README.read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
 RUNNABLE = [b for b in BLOCKS if "asyncio.run(main())" in b]
-
-
 PYTEST_EXAMPLES = [b for b in BLOCKS if "dialog360_fake" in b]
+DOCUMENTED_PORT = "8360"
+
+
+def _marked(marker: str) -> str:
+    found = re.search(rf"<!-- {marker} -->\n```bash\n(.*?)```", TEXT, flags=re.S)
+    assert found, f"README lost its {marker} block"
+    return found.group(1)
+
+
+def _free_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+def _documented_env(port: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in _marked("readme-env").splitlines():
+        words = shlex.split(line)
+        assert words and words[0] == "export", line
+        for word in words[1:]:
+            name, _, value = word.partition("=")
+            env[name] = value.replace(f":{DOCUMENTED_PORT}", f":{port}")
+    return env
+
+
+@pytest.fixture(scope="module")
+def standalone_fake() -> Iterator[tuple[str, dict[str, str]]]:
+    [command] = [c for c in _marked("readme-fake").splitlines() if c.strip()]
+    words = shlex.split(command)
+    assert words[:2] == ["dialog360", "fake-server"], command
+    port = _free_port()
+    args = [a.replace(DOCUMENTED_PORT, port) for a in words[2:]]
+    # `dialog360` is `python -m dialog360_async`; the module form needs no PATH entry.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dialog360_async", "fake-server", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url == f"http://127.0.0.1:{port}", url
+        yield url, _documented_env(port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _stats(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"{url}/_fake/stats", timeout=10) as answer:
+        data: dict[str, object] = json.load(answer)
+        return data
+
+
+def _reset(url: str) -> None:
+    request = urllib.request.Request(f"{url}/_fake/reset?state=1", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
 
 
 def test_readme_has_runnable_examples() -> None:
@@ -28,36 +101,49 @@ def test_readme_has_runnable_examples() -> None:
     assert len(PYTEST_EXAMPLES) == 1
 
 
-@pytest.mark.parametrize("code", RUNNABLE, ids=["cloud", "on-premise", "partner", "bulk"])
-async def test_quickstart_runs(code: str, tmp_path: Path) -> None:
-    keys = ["readme-key", "readme-key-2", "readme-key-3"]
-    async with FakeDialog360(engage_all=True, api_keys=keys) as fake:
-        fake.add_partner_channel("exampleCH", api_key="readme-key")
-        env = {
-            **os.environ,
-            "D360_API_KEY": "readme-key",
-            "D360_API_KEYS": ",".join(keys),
-            "D360_BASE_URL": fake.url,
-            "D360_PARTNER_KEY": "partner-key",
-            "D360_PARTNER_URL": fake.partner_url,
-        }
-        script = tmp_path / "example.py"
-        script.write_text(code)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(script),
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == 0, err.decode()
-    assert b"blocked" in out or b"sent:      200" in out
-    assert fake.requests, "the example talked to the fake"
-    assert all(
-        r.path.startswith(("/messages", "/block_users", "/v1/", "/api/v2/")) for r in fake.requests
+async def _run(code: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    script = cwd / "example.py"
+    script.write_text(code)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("code", RUNNABLE, ids=["cloud", "on-premise", "partner", "bulk"])
+async def test_quickstart_runs_against_the_documented_fake(
+    code: str, tmp_path: Path, standalone_fake: tuple[str, dict[str, str]]
+) -> None:
+    url, env = standalone_fake
+    _reset(url)
+    returncode, out, err = await _run(code, tmp_path, env)
+    assert returncode == 0, err
+    assert "blocked" in out or "sent:      200" in out, out
+    stats = _stats(url)
+    requests = stats["requests"]
+    assert isinstance(requests, dict) and requests["total"] > 0, stats
+    assert requests["unmatched"] == 0, stats
+
+
+async def test_bulk_example_says_what_a_second_run_skips(
+    tmp_path: Path, standalone_fake: tuple[str, dict[str, str]]
+) -> None:
+    url, env = standalone_fake
+    _reset(url)
+    [bulk] = [b for b in RUNNABLE if "BulkSender" in b]
+    first = await _run(bulk, tmp_path, env)
+    second = await _run(bulk, tmp_path, env)
+    assert first[0] == 0 and second[0] == 0, first[2] + second[2]
+    assert "skipped:   200" in second[1] and "earlier run" in second[1], second[1]
+    sends = _stats(url)["sends"]
+    assert isinstance(sends, dict) and sends["total"] == 200 and sends["duplicate_sends"] == 0
 
 
 def test_pytest_example_runs_as_a_users_test(tmp_path: Path) -> None:

@@ -98,7 +98,8 @@ streamed (memory stays flat).
 Writes one JSON line per message to --output: key, to, status (sent, failed, unknown,
 skipped, cancelled), message_id, error, code, attempts. "unknown" means the message may or
 may not have been delivered; it is never resent, not even with --resume. The summary goes to
-stderr.
+stderr. With --distributed the lines are read back from Redis once the campaign has finished
+(attempts is null: it is not recorded there); --no-wait writes none and refuses --output.
 
 With --journal, every send is recorded; after a crash or Ctrl-C, run the same command with
 --resume to send only what was not sent yet. --resume needs the journal to exist, and appends
