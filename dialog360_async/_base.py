@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, Literal, NoReturn, Self
 
 import aiohttp
 
+from . import _channels
 from . import _validation as v
 from ._attempt import DEFAULT_MAX_RESPONSE_BYTES
-from ._converter import unstructure
 from ._middleware import RetryMiddleware
 from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
 from ._ratelimit import Limiter, RateLimiter
@@ -18,11 +18,27 @@ from ._results import SentMessage
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._transport import Transport
+from ._webhook_config import WEBHOOK_PATH, WebhookConfig, confirmed, webhook_body, webhook_config
 from ._wire import sent_message
 from .errors import ValidationError
 
-__all__ = ["AsyncClosing", "BaseClient", "MessagingClient", "secret"]
+__all__ = [
+    "CHANNEL",
+    "MAX_CALLBACK_DATA_BYTES",
+    "AsyncClosing",
+    "BaseClient",
+    "MessagingClient",
+    "RateLimit",
+    "check_callback_data",
+    "secret",
+]
 
+CHANNEL: Literal["channel"] = "channel"
+"""``rate_limit=CHANNEL`` (the default): the limiter every client of the key shares."""
+RateLimit = float | Limiter | Literal["channel"] | None
+"""What ``rate_limit=`` takes: see :class:`MessagingClient`."""
+
+MAX_CALLBACK_DATA_BYTES = 256  # see check_callback_data()
 _NO_RETRY = RetryPolicy(max_attempts=1)
 _LIMITER_METHODS = ("acquire", "slow_down", "on_success")
 
@@ -38,21 +54,43 @@ def secret(value: str | Secret | None, field: str) -> Secret:
     raise ValidationError(field, str(rule))
 
 
-def _limiter(rate_limit: object) -> Limiter | None:
+def _limiter(rate_limit: object, key: Secret) -> tuple[Limiter | None, float | None]:
+    """The client's limiter, and the rate to give it once the client is built (so that a
+    constructor that fails leaves the channel's limit as it was)."""
     if rate_limit is None:
-        return None
+        return None, None
     if isinstance(rate_limit, int | float) and not isinstance(rate_limit, bool):
-        if not v.finite(rate_limit, "rate_limit") > 0:
+        rate = v.finite(rate_limit, "rate_limit")
+        if not rate > 0:
             raise ValidationError(
                 "rate_limit",
                 f"must be a finite number of messages per second > 0, got {rate_limit!r}",
             )
-        return RateLimiter(rate_limit)
+        return _channels.channel_limits.limiter(key), rate
+    if rate_limit == CHANNEL and isinstance(rate_limit, str):
+        return _channels.channel_limits.limiter(key), None
     if all(callable(getattr(rate_limit, name, None)) for name in _LIMITER_METHODS):
-        return rate_limit  # type: ignore[return-value]
+        return rate_limit, None  # type: ignore[return-value]
     raise ValidationError(
-        "rate_limit", f"must be messages per second, a Limiter or None, got {rate_limit!r}"
+        "rate_limit",
+        f"must be messages per second, a Limiter, 'channel' or None, got {v.shown(rate_limit)}",
     )
+
+
+def check_callback_data(value: object) -> str:
+    """A ``biz_opaque_callback_data``: a string of 1 to 256 bytes UTF-8.
+
+    Meta documents 512 characters, older text 256 bytes: the stricter bound is taken
+    (../shared/docs/webhooks-and-statuses.md §3).
+    """
+    text = v.text(value, "callback_data")
+    size = len(text) if text.isascii() else len(text.encode())
+    if not 0 < size <= MAX_CALLBACK_DATA_BYTES:
+        raise ValidationError(
+            "callback_data",
+            f"must be 1 to {MAX_CALLBACK_DATA_BYTES} bytes in UTF-8, got {size}",
+        )
+    return text
 
 
 class AsyncClosing:
@@ -87,7 +125,7 @@ class BaseClient(AsyncClosing):
         base_url: str,
         auth_headers: Mapping[str, str | Secret],
         retry: RetryPolicy | None,
-        rate_limit: float | Limiter | None,
+        limiter: Limiter | None,
         timeout: float | aiohttp.ClientTimeout,
         session: aiohttp.ClientSession | None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -95,7 +133,7 @@ class BaseClient(AsyncClosing):
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", f"must be a RetryPolicy or None, got {retry!r}")
         self.retry = retry
-        self.rate_limit = _limiter(rate_limit)
+        self.rate_limit = limiter
         self.retry_budget = RetryBudget()
         # retry=None still runs the middleware, with one attempt, for its per-attempt logging.
         self._policy = policy = retry if retry is not None else _NO_RETRY
@@ -150,7 +188,13 @@ class MessagingClient(BaseClient):
         base_url: API root (default: the client's 360dialog host); ``http://`` is accepted
             for loopback hosts only.
         retry: retry policy, or None for no retries.
-        rate_limit: messages per second for this channel (or a shared Limiter), or None.
+        rate_limit: the channel's send pacing. The limit belongs to the channel (the key),
+            not to a client: by default (``"channel"``) every client of the key in this
+            process, Cloud or On-Premise, shares one adaptive limiter at 80 msg/s that slows
+            down by x0.7 on throughput errors (130429) and recovers. A number sets that
+            shared limiter's rate (the channel's limit is this; the latest number given for a
+            key wins, for every client of it). A Limiter (e.g. the distributed extra's) is
+            used as given, by this client only. None sends unpaced.
         timeout: seconds one attempt may take, connect, headers and body together (or an
             ``aiohttp.ClientTimeout``, whose ``total`` is then that bound).
         session: an ``aiohttp.ClientSession`` to use; the client will not close it.
@@ -167,7 +211,7 @@ class MessagingClient(BaseClient):
         *,
         base_url: str | None = None,
         retry: RetryPolicy | None = RetryPolicy(),
-        rate_limit: float | Limiter | None = None,
+        rate_limit: RateLimit = CHANNEL,
         timeout: float | aiohttp.ClientTimeout = 30.0,
         session: aiohttp.ClientSession | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -176,37 +220,66 @@ class MessagingClient(BaseClient):
             key = secret(api_key, "api_key")
         finally:
             del api_key  # no frame of a failed constructor may hold the key (error trackers)
+        limiter, rate = _limiter(rate_limit, key)
         super().__init__(
             base_url=self.DEFAULT_URL if base_url is None else base_url,
             auth_headers={"D360-API-KEY": key},
             retry=retry,
-            rate_limit=rate_limit,
+            limiter=limiter,
             timeout=timeout,
             session=session,
             max_response_bytes=max_response_bytes,
         )
+        if rate is not None:
+            assert isinstance(limiter, RateLimiter)
+            limiter.set_rate(rate)
 
-    async def send(self, message: Message) -> SentMessage:
+    async def send(self, message: Message, *, callback_data: str | None = None) -> SentMessage:
         """Send a location or contacts message.
 
+        Args:
+            message: a LocationMessage or ContactsMessage.
+            callback_data: Cloud API only: up to 256 bytes (UTF-8) that WhatsApp echoes in
+                this message's status webhooks (``StatusUpdate.callback_data``), e.g. to match
+                a status to a send whose answer was lost. Not an idempotency key.
+
         Raises:
-            ValidationError: ``message`` is not a LocationMessage or ContactsMessage.
+            ValidationError: ``message`` is not a LocationMessage or ContactsMessage, or
+                ``callback_data`` is not allowed (too long, or on On-Premise).
             APIError: the API refused it (see the subclasses in ``dialog360_async.errors``).
             DeliveryUnknownError: it may or may not have been delivered.
         """
-        return await self._deliver(message)
+        return await self._deliver(message, callback_data=callback_data)
 
-    async def send_location(self, to: str, location: Location) -> SentMessage:
-        """Send a location to ``to`` (a phone number or wa_id)."""
-        return await self._deliver(LocationMessage(to=to, location=location))
+    async def send_location(
+        self, to: str, location: Location, *, callback_data: str | None = None
+    ) -> SentMessage:
+        """Send a location to ``to`` (a phone number or wa_id); ``callback_data`` as in
+        :meth:`send`."""
+        return await self._deliver(
+            LocationMessage(to=to, location=location), callback_data=callback_data
+        )
 
-    async def send_contacts(self, to: str, contacts: Contact | Iterable[Contact]) -> SentMessage:
-        """Send one or more (up to 257) contact cards to ``to``."""
+    async def send_contacts(
+        self,
+        to: str,
+        contacts: Contact | Iterable[Contact],
+        *,
+        callback_data: str | None = None,
+    ) -> SentMessage:
+        """Send one or more (up to 257) contact cards to ``to``; ``callback_data`` as in
+        :meth:`send`."""
         cards = (contacts,) if isinstance(contacts, Contact) else tuple(contacts)
-        return await self._deliver(ContactsMessage(to=to, contacts=cards))
+        return await self._deliver(
+            ContactsMessage(to=to, contacts=cards), callback_data=callback_data
+        )
 
     async def _deliver(
-        self, message: Message, middlewares: Sequence[RetryMiddleware] | None = None
+        self,
+        message: Message,
+        middlewares: Sequence[RetryMiddleware] | None = None,
+        *,
+        callback_data: str | None = None,
     ) -> SentMessage:
         """Send one message; the bulk sender passes its own RetryMiddleware to pace and watch
         it. An answer without a ``messages[0].id`` is no success (DeliveryUnknownError)."""
@@ -217,12 +290,41 @@ class MessagingClient(BaseClient):
         _, sent = await self._request(
             "POST",
             self._messages_path,
-            body=self._message_body(message),
+            body=self._message_body(message, callback_data),
             idempotent=False,
             retry=middlewares[0] if middlewares else None,
             read=sent_message,
         )
         return sent  # type: ignore[no-any-return]
 
-    def _message_body(self, message: Message) -> dict[str, Any]:
-        return unstructure(message)
+    def _message_body(self, message: Message, callback_data: str | None) -> dict[str, Any]:
+        """The JSON body of ``message`` for this API (checks ``callback_data`` first)."""
+        raise NotImplementedError
+
+    async def set_webhook(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> WebhookConfig:
+        """Set where 360dialog POSTs this channel's notifications (statuses, inbound messages).
+
+        Args:
+            url: an ``https://`` URL on the default port with no ``_`` in its host (360dialog's
+                rules; ``http://`` and a port are accepted for loopback hosts only).
+            headers: headers 360dialog sends with every notification, e.g.
+                ``{"Authorization": secret}`` for the receiver to check. Names are HTTP header
+                names without ``_``; values have no control characters.
+
+        Returns:
+            The webhook as the API confirms it (what was sent, where the answer omits it).
+
+        Raises:
+            ValidationError: ``url`` or ``headers`` break the rules above (before any I/O).
+            APIError: the API refused it.
+        """
+        body = webhook_body(url, headers)
+        _, data = await self._request("POST", WEBHOOK_PATH, body=body)
+        return confirmed(data, body)
+
+    async def get_webhook(self) -> WebhookConfig | None:
+        """The channel's webhook, or None when none is set."""
+        status, data = await self._request("GET", WEBHOOK_PATH)
+        return webhook_config(data, status=status, request=f"GET {WEBHOOK_PATH}")

@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 from . import _validation as v
 from ._base import MessagingClient
-from ._converter import structure_response
+from ._converter import structure_response, unstructure
+from ._models import Message
 from ._results import (
     BlocklistPage,
     BlockResult,
@@ -54,16 +55,29 @@ def _fails_whole_call(error: APIError) -> bool:
 class OnPremiseClient(MessagingClient):
     """Client of the 360dialog On-Premise API for one channel.
 
-    Takes the same arguments as :class:`Dialog360Client`; ``base_url`` defaults to
-    ``https://waba.360dialog.io``. Per-user block and unblock failures (e.g. 2048, not engaged)
-    land in ``BlockResult.failed``; they do not raise. An error that would fail every later
-    user too (401, 403, a disabled channel, an exhausted rate limit or server error, a
-    transport error) stops the loop at once and is raised.
+    Takes the same arguments as :class:`Dialog360Client` (one key is one channel: a Cloud and
+    an On-Premise client of a key share its rate limiter); ``base_url`` defaults to
+    ``https://waba.360dialog.io``. Sends refuse ``callback_data`` (On-Premise has no such
+    field). Per-user block and unblock failures (e.g. 2048, not engaged) land in
+    ``BlockResult.failed``; they do not raise. An error that would fail every later user too
+    (401, 403, a disabled channel, an exhausted rate limit or server error, a transport error)
+    stops the loop at once and is raised.
     """
 
     __slots__ = ()
     DEFAULT_URL = DEFAULT_ON_PREMISE_URL
     _messages_path = "/v1/messages"
+
+    def _message_body(self, message: Message, callback_data: str | None) -> dict[str, Any]:
+        if callback_data is not None:
+            # The field came after On-Premise's feature freeze (webhooks-and-statuses.md §3):
+            # sent anyway, it would be dropped and no status would ever carry it.
+            raise ValidationError(
+                "callback_data",
+                "is not supported by the On-Premise API (no biz_opaque_callback_data): use "
+                "Dialog360Client, or match statuses by message id",
+            )
+        return unstructure(message)
 
     async def block_users(
         self, users: Iterable[str] | str, *, reason: str | None = None

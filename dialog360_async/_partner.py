@@ -66,7 +66,7 @@ class PartnerClient(BaseClient):
             base_url=base_url,
             auth_headers={header: key},
             retry=retry,
-            rate_limit=None,
+            limiter=None,
             timeout=timeout,
             session=session,
             max_response_bytes=max_response_bytes,

@@ -61,7 +61,28 @@ class RateLimiter:
     Waiters are served strictly first come, first served. Only the task at the head of the
     queue sleeps; the others wait their turn, so cancelling any waiter costs nobody a slot and
     a ``slow_down`` applies to the very next permit.
+
+    One limiter may serve several event loops in turn (a channel's limiter is shared by every
+    client of its key, and test suites run a loop per test): waiters left behind by a loop that
+    stopped or closed are dropped, not waited for.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_auto_burst",
+        "_burst",
+        "_clock",
+        "_configured",
+        "_floor",
+        "_k",
+        "_last_cut",
+        "_min_rate",
+        "_rate",
+        "_rate_before_cut",
+        "_sleep",
+        "_tat",
+        "_waiters",
+    )
 
     def __init__(
         self,
@@ -83,12 +104,14 @@ class RateLimiter:
             sleep: coroutine function that sleeps; injectable for tests.
         """
         self._configured = _positive("rate", rate)
+        self._auto_burst = burst is None  # then the burst follows the rate (see set_rate)
         if burst is None:
             burst = max(1.0, self._configured / 10)
         self._burst = _positive("burst", burst)
         if self._burst < 1:
             raise ValidationError("RateLimiter.burst", f"must be >= 1, got {v.shown(burst)}")
-        self._floor = min(_positive("min_rate", min_rate), self._configured)
+        self._min_rate = _positive("min_rate", min_rate)
+        self._floor = min(self._min_rate, self._configured)
         self._clock = v.function(clock, "RateLimiter.clock")
         self._sleep = v.function(sleep, "RateLimiter.sleep")
         self._rate = self._configured
@@ -118,6 +141,18 @@ class RateLimiter:
         """Tasks currently queued in ``acquire``."""
         return len(self._waiters)
 
+    @property
+    def at_rest(self) -> bool:
+        """True when it would act as a new limiter of its configured rate: nobody waiting, the
+        bucket full, no cut in force or about to be ignored."""
+        now = self._clock()
+        return (
+            not self._waiters
+            and self._tat <= now
+            and self._rate == self._configured
+            and now - self._last_cut >= _CUT_WINDOW
+        )
+
     def _tolerance(self, interval: float) -> float:
         # The burst shrinks with the rate: after a cut the bucket holds the same duration of
         # sending (100 ms by default), not the full-rate burst.
@@ -143,7 +178,10 @@ class RateLimiter:
         arrival = self._clock()
         if not self._waiters and self._try_take(arrival) <= 0.0:
             return
-        me = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._waiters and self._waiters[0].get_loop() is not loop:
+            self._drop_stale(loop)
+        me = loop.create_future()
         self._waiters.append(me)
         try:
             if self._waiters[0] is not me:
@@ -151,12 +189,72 @@ class RateLimiter:
             while (wait := self._try_take(arrival)) > 0:
                 await self._sleep(wait)
         finally:
-            if self._waiters[0] is me:
-                self._waiters.popleft()
-                if self._waiters and not self._waiters[0].done():
-                    self._waiters[0].set_result(None)
-            else:
-                self._waiters.remove(me)
+            waiters = self._waiters
+            if waiters and waiters[0] is me:
+                waiters.popleft()
+                self._wake_head()
+            elif me in waiters:
+                waiters.remove(me)
+            # else: dropped as stale while its loop was stopped; nothing to give back
+
+    def _wake_head(self) -> None:
+        """Tell the new head of the queue that it may take its permit."""
+        waiters = self._waiters
+        while waiters:
+            head = waiters[0]
+            if head.done():
+                return  # cancelled: its own ``finally`` passes the turn on
+            loop = head.get_loop()
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:  # a task of a closed loop being collected runs its finally
+                running = None
+            if loop is running:
+                head.set_result(None)
+                return
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_release, head)
+                return
+            waiters.popleft()  # its loop is gone: nobody will ever take that turn
+
+    def _drop_stale(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Forget waiters of other loops that no longer run: a loop closed (or stopped) with
+        tasks still queued here would otherwise block every later waiter for ever."""
+        kept: deque[asyncio.Future[None]] = deque()
+        waiters = tuple(self._waiters)  # one step in C: another thread may append meanwhile
+        for waiter in waiters:
+            other = waiter.get_loop()
+            if other is loop or other.is_running():
+                kept.append(waiter)
+            elif not other.is_closed():
+                # A stopped loop may run again: its task then goes on, outside the queue.
+                other.call_soon_threadsafe(_release, waiter)
+        if len(kept) != len(waiters):
+            self._waiters = kept
+            self._wake_head()
+
+    def set_rate(self, rate: float) -> None:
+        """Change the configured rate, e.g. when the channel's throughput tier changes.
+
+        The adaptive state scales with it: a limiter cut to 70 % after throttling stays at
+        70 % of the new rate and recovers toward it. A burst left to its default follows the
+        rate (a tenth of a second's worth); the schedule of permits already given is kept.
+
+        Args:
+            rate: permits per second, > 0.
+        """
+        new = _positive("rate", rate)
+        old = self._configured
+        if new == old:
+            return
+        ratio = new / old
+        self._configured = new
+        if self._auto_burst:
+            self._burst = max(1.0, new / 10)
+        self._floor = min(self._min_rate, new)
+        self._rate = min(new, max(self._floor, self._rate * ratio))
+        self._rate_before_cut *= ratio
+        self._k *= math.cbrt(ratio)  # k = cbrt((W_max - W_cut) / C), both scaled by ratio
 
     def slow_down(self, factor: float = 0.7) -> None:
         """Cut the rate after a throughput error (e.g. WhatsApp 130429).
@@ -202,3 +300,9 @@ class RateLimiter:
             f"RateLimiter(rate={self._rate:g}, configured_rate={self._configured:g}, "
             f"burst={self._burst:g}, waiting={len(self._waiters)})"
         )
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    # Runs in the waiter's own loop (call_soon_threadsafe): it may have been cancelled since.
+    if not waiter.done():
+        waiter.set_result(None)

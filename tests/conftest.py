@@ -2,16 +2,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from dialog360_async import Dialog360Client, OnPremiseClient, PartnerClient
+from dialog360_async._channels import channel_limits
 from dialog360_async.testing import FakeDialog360
 
 API_KEY = "k3y-s3cr3t-0123456789abcdef"
 PARTNER_KEY = "p4rtner-s3cr3t-fedcba9876543210"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_limits() -> Iterator[None]:
+    """Every test starts with no per-channel limiter: the registry is process-wide, so a test
+    that re-rates or slows down one key's channel would otherwise pace the tests after it."""
+    channel_limits.clear()
+    yield
+    channel_limits.clear()
 
 
 @pytest.fixture
