@@ -62,7 +62,7 @@ async def run(url: str, quick: bool) -> Result:
     result = Result()
     async with (
         aiohttp.ClientSession() as session,
-        Dialog360Client(KEY, base_url=url) as sdk,
+        Dialog360Client(KEY, base_url=url, rate_limit=None) as sdk,
         pywa_client(url) as wa,
     ):
         check_same_bodies(sdk)

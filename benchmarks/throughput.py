@@ -48,7 +48,7 @@ async def run(url: str, quick: bool) -> Result:
     result = Result()
     async with (
         aiohttp.ClientSession() as session,
-        Dialog360Client(KEY, base_url=url) as client,
+        Dialog360Client(KEY, base_url=url, rate_limit=None) as client,
         pywa_client(url) as wa,
     ):
         raw = Raw(session, url)
