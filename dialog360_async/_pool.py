@@ -106,6 +106,10 @@ class SessionPool(AsyncClosing):
     def client(self, api_key: str | Secret, **options: Any) -> Dialog360Client:
         """The Cloud API client of one channel, created once per key and options.
 
+        Clients of one key share the channel's rate limiter whatever their options (and with
+        every other client of the key in the process): see ``rate_limit`` of
+        :class:`Dialog360Client`.
+
         Args:
             api_key: the channel's ``D360-API-KEY``.
             **options: any keyword argument of :class:`Dialog360Client` but ``session``.
