@@ -6,7 +6,7 @@ aiohttp with retries that never duplicate a message. Start with :class:`Dialog36
 
 from ._bulk import BulkSender, message_key
 from ._cloud import Dialog360Client
-from ._journal import Ledger
+from ._journal import JournalError, Ledger
 from ._models import (
     Address,
     Contact,
@@ -36,6 +36,7 @@ from ._results import (
 )
 from ._retry import RetryPolicy
 from ._secret import Secret
+from ._store import BroadcastStore
 from ._version import __version__
 from .errors import (
     APIError,
@@ -62,6 +63,7 @@ __all__ = [
     "BulkStats",
     "BulkSummary",
     "BlocklistPage",
+    "BroadcastStore",
     "Contact",
     "ContactStatus",
     "ContactsMessage",
@@ -72,6 +74,7 @@ __all__ = [
     "ErrorDetail",
     "FailedUser",
     "InvalidParameterError",
+    "JournalError",
     "Ledger",
     "Limiter",
     "Location",

@@ -24,7 +24,7 @@ class Outcome:
     ``status`` is one of ``"sent"``; ``"failed"`` (the API refused it, or it could not be sent);
     ``"unknown"`` (it may or may not have been delivered: never resent automatically);
     ``"skipped"`` (already sent according to the journal); ``"cancelled"`` (taken but never
-    attempted: the run was cancelled, or its channel hit the spam limit).
+    attempted: the run was cancelled or stopped, or its channel hit the spam limit).
     """
 
     message: Message
@@ -87,6 +87,10 @@ class BulkStats:
     in_flight: int = 0
     halted: dict[str, str] = attrs.Factory(dict)
     """Channels stopped by the spam limit (131048): channel label -> reason."""
+    campaign: str | None = None
+    """The campaign the run sends (the store's, when it keeps one)."""
+    stopped: str | None = None
+    """Why the whole run stopped early (its journal could not record a send), if it did."""
     clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False)
     started: float = attrs.field(default=0.0, repr=False)
     finished: float | None = attrs.field(default=None, repr=False)
@@ -131,6 +135,8 @@ class BulkStats:
             p50_latency=self.latencies.percentile(0.50),
             p99_latency=self.latencies.percentile(0.99),
             halted=tuple(f"{k}: {v}" for k, v in self.halted.items()),
+            campaign=self.campaign,
+            stopped=self.stopped,
         )
 
 
@@ -154,6 +160,10 @@ class BulkSummary:
     p99_latency: float | None
     halted: tuple[str, ...] = ()
     """Channels stopped by the spam limit, with the reason."""
+    campaign: str | None = None
+    """The campaign the run sent."""
+    stopped: str | None = None
+    """Why the run stopped before its input ended (its journal failed), if it did."""
 
     @property
     def ok(self) -> bool:
@@ -164,7 +174,8 @@ class BulkSummary:
         def ms(value: float | None) -> str:
             return "-" if value is None else f"{value * 1000:.1f} ms"
 
-        lines = [
+        lines = [f"campaign:  {self.campaign}"] if self.campaign is not None else []
+        lines += [
             f"messages:  {self.total}",
             f"sent:      {self.sent}",
             f"failed:    {self.failed}",
@@ -177,4 +188,6 @@ class BulkSummary:
             f"latency:   p50 {ms(self.p50_latency)}, p99 {ms(self.p99_latency)}",
         ]
         lines += [f"halted:    {reason}" for reason in self.halted]
+        if self.stopped is not None:
+            lines.append(f"stopped:   {self.stopped}")
         return "\n".join(lines)

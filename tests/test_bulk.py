@@ -20,6 +20,7 @@ from dialog360_async import (
     LocationMessage,
     Name,
     Outcome,
+    RateLimiter,
     RetryPolicy,
     SpamRateLimitError,
     ValidationError,
@@ -66,7 +67,7 @@ async def test_10k_with_1_percent_faults_one_outcome_each() -> None:
         # 33 ambiguous answers: processed by the server, then a 500 to the client
         fake.script("POST", "/messages", *[FakeResponse(status=500, process=True)] * 33)
         seen: Counter[str] = Counter()
-        async with Dialog360Client("k", base_url=fake.url, retry=FAST) as client:
+        async with Dialog360Client("k", base_url=fake.url, retry=FAST, rate_limit=None) as client:
             sender = BulkSender(client, concurrency=concurrency, rate_limit=None)
             async for outcome in sender.run(messages(total)):
                 seen[outcome.message.to] += 1
@@ -93,7 +94,10 @@ async def test_send_all_async_iterable_and_summary() -> None:
         for message in messages(50):
             yield message
 
-    async with FakeDialog360(throughput=None) as fake, Dialog360Client("k", base_url=fake.url) as c:
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
         summary = await BulkSender(c, rate_limit=None).send_all(source())
     assert (summary.total, summary.sent) == (50, 50)
     assert summary.ok
@@ -114,7 +118,7 @@ async def test_cancellation_accounts_for_every_consumed_input(grace: float) -> N
             halfway.set()
 
     async with FakeDialog360(throughput=None, record_requests=False, latency=0.002) as fake:
-        async with Dialog360Client("k", base_url=fake.url) as client:
+        async with Dialog360Client("k", base_url=fake.url, rate_limit=None) as client:
             sender = BulkSender(
                 client, concurrency=concurrency, rate_limit=None, grace=grace, on_outcome=collect
             )
@@ -138,7 +142,10 @@ async def test_cancellation_accounts_for_every_consumed_input(grace: float) -> N
 
 async def test_breaking_out_of_run_stops_intake() -> None:
     outcomes: list[Outcome] = []
-    async with FakeDialog360(throughput=None) as fake, Dialog360Client("k", base_url=fake.url) as c:
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
         sender = BulkSender(c, concurrency=4, rate_limit=None, on_outcome=outcomes.append)
         async with contextlib.aclosing(sender.run(messages(1000))) as run:
             async for outcome in run:
@@ -152,8 +159,8 @@ async def test_spam_limit_halts_only_that_channel() -> None:
     async with FakeDialog360(throughput=None) as fake:
         fake.fail_recipient(number(0), code=131048)
         async with (
-            Dialog360Client("a", base_url=fake.url, retry=FAST) as a,
-            Dialog360Client("b", base_url=fake.url, retry=FAST) as b,
+            Dialog360Client("a", base_url=fake.url, retry=FAST, rate_limit=None) as a,
+            Dialog360Client("b", base_url=fake.url, retry=FAST, rate_limit=None) as b,
         ):
             items = [(a, m) for m in messages(200)] + [(b, m) for m in messages(200, 1000)]
             outcomes = [o async for o in BulkSender(concurrency=1, rate_limit=None).run(items)]
@@ -167,7 +174,9 @@ async def test_spam_limit_halts_only_that_channel() -> None:
 
 async def test_multi_channel_each_with_its_own_limiter() -> None:
     async with FakeDialog360(throughput=None) as fake:
-        clients = [Dialog360Client(f"key-{i}", base_url=fake.url) for i in range(3)]
+        clients = [
+            Dialog360Client(f"key-{i}", base_url=fake.url, rate_limit=None) for i in range(3)
+        ]
         items = [(clients[n % 3], m) for n, m in enumerate(messages(90))]
         sender = BulkSender(concurrency=8, rate_limit=1000.0)
         summary = await sender.send_all(items)
@@ -184,7 +193,10 @@ async def test_multi_channel_each_with_its_own_limiter() -> None:
 
 
 async def test_bad_items_are_failed_outcomes_not_crashes() -> None:
-    async with FakeDialog360(throughput=None) as fake, Dialog360Client("k", base_url=fake.url) as c:
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
         items: list[Any] = [next(messages(1)), {"to": "x"}, "nope"]
         outcomes = [o async for o in BulkSender(c, rate_limit=None).run(items)]
         no_client = [o async for o in BulkSender(rate_limit=None).run(messages(1))]
@@ -199,7 +211,10 @@ async def test_iterator_error_finishes_taken_inputs_then_raises() -> None:
         raise RuntimeError("input file vanished")
 
     outcomes: list[Outcome] = []
-    async with FakeDialog360(throughput=None) as fake, Dialog360Client("k", base_url=fake.url) as c:
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
         sender = BulkSender(c, rate_limit=None, on_outcome=outcomes.append)
         with pytest.raises(RuntimeError, match="vanished"):
             await sender.send_all(broken())
@@ -215,7 +230,9 @@ async def test_pair_limit_spaces_that_recipient(monkeypatch: pytest.MonkeyPatch)
 
     async with FakeDialog360(throughput=None) as fake:
         fake.fail_recipient(number(0), code=131056, times=1)
-        async with Dialog360Client("k", base_url=fake.url, retry=RetryPolicy(sleep=sleep)) as c:
+        async with Dialog360Client(
+            "k", base_url=fake.url, retry=RetryPolicy(sleep=sleep), rate_limit=None
+        ) as c:
             again = [LocationMessage(to=number(0), location=HQ)] * 2
             sender = BulkSender(c, concurrency=1, rate_limit=None, sleep=sleep)
             summary = await sender.send_all(again)
@@ -228,13 +245,85 @@ async def test_pair_limit_spaces_that_recipient(monkeypatch: pytest.MonkeyPatch)
     ("kwargs", "field"),
     [
         ({"concurrency": 0}, "concurrency"),
-        ({"rate_limit": -1}, "rate_limit"),
         ({"concurrency": True}, "concurrency"),
+        ({"concurrency": "3"}, "concurrency"),
+        ({"concurrency": 2.0}, "concurrency"),
+        ({"rate_limit": -1}, "rate_limit"),
+        ({"rate_limit": "80"}, "rate_limit"),
+        ({"rate_limit": float("nan")}, "rate_limit"),
+        ({"rate_limit": float("inf")}, "rate_limit"),
+        ({"rate_limit": True}, "rate_limit"),
+        ({"grace": "x"}, "grace"),
+        ({"grace": -1}, "grace"),
+        ({"grace": None}, "grace"),
+        ({"grace": float("inf")}, "grace"),
+        ({"key": "to"}, "key"),
+        ({"on_outcome": []}, "on_outcome"),
+        ({"sleep": None}, "sleep"),
+        ({"clock": 1.0}, "clock"),
+        ({"journal": 42}, "journal"),
+        ({"journal": b"run.db"}, "journal"),
     ],
 )
 def test_arguments_validated(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         BulkSender(**kwargs)
+
+
+async def test_the_rate_limit_is_the_channels() -> None:
+    async with FakeDialog360(throughput=None) as fake:
+        async with (
+            Dialog360Client("k", base_url=fake.url) as shared,
+            Dialog360Client("k2", base_url=fake.url, rate_limit=None) as bare,
+        ):
+            channel_limiter = shared.rate_limit
+            assert isinstance(channel_limiter, RateLimiter)
+            for rate in ("channel", None, 0):  # the key's limiter, as for every client of it
+                sender = BulkSender(shared, rate_limit=rate)  # type: ignore[arg-type]
+                assert sender._channel_for(shared, {}).limiter is channel_limiter
+            rerated = BulkSender(shared, rate_limit=500.0)._channel_for(shared, {})
+            assert rerated.limiter is channel_limiter and channel_limiter.rate == 500.0
+            own = BulkSender(bare, rate_limit=50.0)._channel_for(bare, {}).limiter
+            assert isinstance(own, RateLimiter) and own.rate == 50.0
+            assert BulkSender(bare)._channel_for(bare, {}).limiter is None  # built unpaced
+        counting = CountingLimiter()
+        async with Dialog360Client("k3", base_url=fake.url, rate_limit=counting) as paced:
+            for rate in ("channel", None, 1000.0):  # a Limiter of one's own is used as given
+                sender = BulkSender(paced, rate_limit=rate)  # type: ignore[arg-type]
+                assert (await sender.send_all(messages(5))).sent == 5
+    assert counting.acquired == 15  # it paced every send
+
+
+async def test_bad_campaign_is_refused_before_any_request() -> None:
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
+        for campaign in ("", "two\nlines", 7):
+            with pytest.raises(ValidationError, match="campaign"):
+                await BulkSender(c, rate_limit=None).send_all(messages(3), campaign=campaign)  # type: ignore[arg-type]
+    assert fake.requests == []
+
+
+async def test_key_that_is_not_a_string_fails_that_input_only() -> None:
+    ledger = MemoryLedger()
+
+    def key(message: Any) -> Any:
+        return {number(3): 7, number(4): "tab\there"}.get(message.to, message.to)
+
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
+        sender = BulkSender(c, rate_limit=None, journal=ledger, key=key)
+        outcomes = {o.message.to: o async for o in sender.run(messages(6))}
+    for to in (number(3), number(4)):
+        bad = outcomes.pop(to)
+        assert bad.status == "failed" and isinstance(bad.error, ValidationError)
+        assert "key" in str(bad.error)
+        assert to.lstrip("+") not in fake.sends
+    assert {o.status for o in outcomes.values()} == {"sent"}
+    assert set(ledger.states) == set(outcomes)  # the journal kept recording the others
 
 
 class CountingLimiter:
@@ -287,6 +376,71 @@ async def test_custom_limiter_and_ledger() -> None:
     assert fake.duplicates() == {}
 
 
+class TroubledLedger(MemoryLedger):
+    """A Ledger whose settle fails: it raises, cancels itself, or never returns."""
+
+    def __init__(self, trouble: str) -> None:
+        super().__init__()
+        self.trouble = trouble
+        self.settling = 0
+
+    async def settle(self, key: str, state: str, **_: Any) -> None:
+        self.settling += 1
+        if self.trouble == "raises":
+            raise ConnectionError("ledger down")
+        if self.trouble == "cancelled":
+            raise asyncio.CancelledError  # e.g. a client library cancelling its own call
+        await asyncio.Event().wait()  # "hangs"
+
+
+@pytest.mark.parametrize("trouble", ["raises", "cancelled"])
+async def test_failing_settle_still_yields_every_outcome(trouble: str) -> None:
+    ledger = TroubledLedger(trouble)
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
+        sender = BulkSender(c, concurrency=4, rate_limit=None, journal=ledger)
+        outcomes = [o async for o in sender.run(messages(20))]
+        summary = await BulkSender(c, rate_limit=None, journal=TroubledLedger(trouble)).send_all(
+            messages(5, 100)
+        )
+    assert len(outcomes) == 20 and {o.status for o in outcomes} == {"sent"}
+    assert ledger.settling == 20
+    assert summary.sent == 5
+    assert sum(fake.sends.values()) == 25
+
+
+@pytest.mark.parametrize("grace", [0.0, 0.2])
+async def test_cancel_during_a_hanging_settle_keeps_the_outcomes(grace: float) -> None:
+    ledger = TroubledLedger("hangs")
+    outcomes: list[Outcome] = []
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
+        sender = BulkSender(
+            c,
+            concurrency=4,
+            rate_limit=None,
+            journal=ledger,
+            grace=grace,
+            on_outcome=outcomes.append,
+        )
+        task = asyncio.create_task(sender.send_all(messages(50)))
+        for _ in range(500):  # bounded: every worker is stuck in its settle
+            if ledger.settling == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert ledger.settling == 4 and outcomes == []
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=5)  # the grace runs out mid-settle
+    assert sum(fake.sends.values()) == 4
+    assert [o.status for o in outcomes] == ["sent"] * 4  # the sends' real results
+    assert sender.stats.sent == 4 and sender.stats.done == sender.stats.taken == 4
+
+
 async def test_cancel_does_not_send_what_waits_for_a_permit() -> None:
     outcomes: list[Outcome] = []
     two_done = asyncio.Event()
@@ -296,7 +450,10 @@ async def test_cancel_does_not_send_what_waits_for_a_permit() -> None:
         if len(outcomes) == 2:
             two_done.set()
 
-    async with FakeDialog360(throughput=None) as fake, Dialog360Client("k", base_url=fake.url) as c:
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client("k", base_url=fake.url, rate_limit=None) as c,
+    ):
         sender = BulkSender(c, concurrency=8, rate_limit=5.0, grace=10.0, on_outcome=collect)
         task = asyncio.create_task(sender.send_all(messages(100)))
         await asyncio.wait_for(two_done.wait(), timeout=30)

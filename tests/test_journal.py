@@ -1,19 +1,20 @@
-"""The journal makes broadcasts resumable: sent ones are skipped, in-doubt ones never resent,
-a torn last line is tolerated, and a SIGKILL mid-run loses nothing and duplicates nothing."""
+"""The journal (a BroadcastStore) makes broadcasts resumable: sent ones are skipped, in-doubt ones
+never resent, failed ones sent again, and a SIGKILL mid-run loses nothing and duplicates nothing."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import signal
+import sqlite3
 import sys
 import textwrap
-from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from dialog360_async import BulkSender, Dialog360Client, message_key
-from dialog360_async._journal import Journal
 from dialog360_async.testing import FakeDialog360, FakeResponse
 
 from .test_bulk import FAST, messages, number
@@ -21,26 +22,42 @@ from .test_bulk import FAST, messages, number
 KEY = "journal-test-key-0123456789"
 
 
-async def test_records_attempt_then_result(tmp_path: Path) -> None:
-    path = tmp_path / "run.jsonl"
-    async with FakeDialog360(throughput=None) as fake, Dialog360Client(KEY, base_url=fake.url) as c:
-        summary = await BulkSender(c, rate_limit=None, journal=path).send_all(messages(20))
+def rows(path: Path) -> list[sqlite3.Row]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.row_factory = sqlite3.Row
+        return list(db.execute("SELECT * FROM messages ORDER BY id"))
+
+
+async def test_records_claim_then_result(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    async with (
+        FakeDialog360(throughput=None) as fake,
+        Dialog360Client(KEY, base_url=fake.url, rate_limit=None) as c,
+    ):
+        sender = BulkSender(c, rate_limit=None, journal=path)
+        summary = await sender.send_all(messages(20))
     assert summary.sent == 20
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert len(records) == 40
-    states = Counter(r["state"] for r in records)
-    assert states == {"attempting": 20, "sent": 20}
-    keys = {message_key(m) for m in messages(20)}
-    assert {r["key"] for r in records} == keys
-    for key in keys:  # attempting is written before the result
-        mine = [r["state"] for r in records if r["key"] == key]
-        assert mine == ["attempting", "sent"]
-    assert all(r["id"].startswith("wamid.") for r in records if r["state"] == "sent")
-    assert KEY not in path.read_text()
+    assert summary.campaign is not None and summary.campaign == sender.campaign
+    records = rows(path)
+    assert {r["key"] for r in records} == {message_key(m) for m in messages(20)}
+    for record in records:
+        assert (record["state"], record["outcome"]) == ("settled", "sent")
+        assert record["wamid"].startswith("wamid.")
+        assert record["campaign"] == summary.campaign
+        assert record["channel"] == "channel-1"
+        assert record["recipient"] == record["key"].split(":")[0]
+        assert record["attempts"] == 1
+        assert record["claimed_at"] <= record["settled_at"]
+        assert record["error_code"] is None and record["delivery"] is None
+    assert len({r["run"] for r in records}) == 1
+    assert len({r["wamid"] for r in records}) == 20
+    files = [name for name in os.listdir(tmp_path) if name.startswith(path.name)]
+    assert files == [path.name]  # no -wal, -shm or -lock left behind
+    assert KEY.encode() not in path.read_bytes()
 
 
 async def test_resume_skips_sent_never_resends_unknown_retries_failed(tmp_path: Path) -> None:
-    path = tmp_path / "run.jsonl"
+    path = tmp_path / "run.db"
     async with FakeDialog360(throughput=None) as fake:
         fake.fail_recipient(number(5), code=131026, times=1)
         fake.fail_recipient(number(6), code=131026, times=1)
@@ -50,33 +67,24 @@ async def test_resume_skips_sent_never_resends_unknown_retries_failed(tmp_path: 
             FakeResponse(close=True, process=True),
             FakeResponse(status=504, process=True),
         )
-        async with Dialog360Client(KEY, base_url=fake.url, retry=FAST) as client:
+        async with Dialog360Client(KEY, base_url=fake.url, retry=FAST, rate_limit=None) as client:
             first = await BulkSender(client, concurrency=1, rate_limit=None, journal=path).send_all(
                 messages(30)
             )
+            failed = {r["recipient"]: r for r in rows(path) if r["outcome"] == "failed"}
             second = await BulkSender(
                 client, concurrency=4, rate_limit=None, journal=path
             ).send_all(messages(30))
     assert (first.sent, first.failed, first.unknown) == (26, 2, 2)
+    assert set(failed) == {number(5), number(6)}
+    assert {r["error_code"] for r in failed.values()} == {131026}
+    assert all("undeliverable" in r["error_title"] for r in failed.values())
     assert (second.skipped, second.unknown, second.sent) == (26, 2, 2)
+    assert second.campaign == first.campaign  # running again resumes the same campaign
     assert fake.duplicates() == {}
     assert sum(fake.sends.values()) == 30  # the 2 in-doubt ones had reached the server
-
-
-def test_torn_last_line_tolerated(tmp_path: Path) -> None:
-    path = tmp_path / "run.jsonl"
-    path.write_text('{"key":"a","state":"sent","id":"wamid.1"}\n{"key":"b","state":"atte')
-    journal = Journal(path)
-    assert journal.torn_lines == 1
-    assert journal.entries["a"].state == "sent"
-    assert "b" not in journal.entries
-    journal.attempting("c")
-    asyncio.run(journal.close())
-    lines = path.read_text().splitlines()
-    assert json.loads(lines[-1])["key"] == "c"  # the torn line was sealed, not merged
-    reopened = Journal(path)
-    assert reopened.entries["c"].state == "attempting"
-    asyncio.run(reopened.close())
+    outcomes = sorted(r["outcome"] for r in rows(path))
+    assert outcomes == ["sent"] * 28 + ["unknown"] * 2
 
 
 SCRIPT = textwrap.dedent(
@@ -84,27 +92,34 @@ SCRIPT = textwrap.dedent(
     import asyncio, sys
     from dialog360_async import BulkSender, Dialog360Client, Location, LocationMessage
 
-    async def main(url, journal, total):
+    async def main(url, journal, total, rate):
         msgs = (LocationMessage(to=f"+1650{n:07d}", location=Location(latitude=1, longitude=2))
                 for n in range(total))
-        async with Dialog360Client("crash-key", base_url=url) as client:
-            summary = await BulkSender(client, concurrency=8, rate_limit=400.0,
+        async with Dialog360Client("crash-key", base_url=url, rate_limit=None) as client:
+            summary = await BulkSender(client, concurrency=8, rate_limit=rate or None,
                                        journal=journal).send_all(msgs)
         print(summary.sent, summary.skipped, summary.unknown, summary.failed,
               summary.cancelled, summary.total, flush=True)
 
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
     """
 )
 
 
-async def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
-    total = 1500
+@pytest.mark.parametrize(
+    ("rate", "in_doubt"),
+    [
+        (400.0, 8),  # at most the sends in flight (claimed, waiting for a permit or an answer)
+        (0.0, 16),  # unpaced, each worker also claims its next message before it sends
+    ],
+)
+async def test_sigkill_mid_run_then_resume(tmp_path: Path, rate: float, in_doubt: int) -> None:
+    total = 1500 if rate else 20_000
     script = tmp_path / "broadcast.py"
     script.write_text(SCRIPT)
-    journal = tmp_path / "run.jsonl"
+    journal = tmp_path / "run.db"
     async with FakeDialog360(throughput=None, record_requests=False) as fake:
-        args = [sys.executable, str(script), fake.url, str(journal), str(total)]
+        args = [sys.executable, str(script), fake.url, str(journal), str(total), str(rate)]
         proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
         for _ in range(3000):  # bounded: ~30 s at most
             if sum(fake.sends.values()) >= total // 3:
@@ -124,7 +139,7 @@ async def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     assert failed == cancelled == 0
     assert sent + skipped + unknown == total
     assert fake.duplicates() == {}  # no recipient was sent twice across both runs
-    assert unknown <= 8  # at most the in-flight sends at the kill are in doubt
+    assert unknown <= in_doubt
     print(
         f"\ncrash-resume: killed after {sent_before} sends; resumed: sent={sent} "
         f"skipped={skipped} unknown={unknown}; server total={sum(fake.sends.values())}"

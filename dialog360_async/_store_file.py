@@ -1,0 +1,251 @@
+"""The broadcast store's file: its schema and statements, opening it (or refusing a file that is
+no store), writing a batch of claims, and the lock that lets one sender at a time use it.
+
+The lock is an flock on a sidecar ``<store>-lock`` file, not SQLite's exclusive locking mode, so
+that other processes (a webhook receiver) can read and write the store while a broadcast runs;
+it dies with its process. It is not taken on the database file itself: closing any descriptor
+of that file drops the POSIX locks SQLite holds on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Final
+
+from ._journal import JournalError
+
+__all__ = [
+    "OUTCOMES",
+    "SCHEMA_VERSION",
+    "SETTLE",
+    "UNREADABLE",
+    "SendLock",
+    "connect",
+    "prepare",
+    "failure_title",
+    "insert_claims",
+    "text",
+]
+
+APPLICATION_ID: Final = 0x44333630  # "D360" in the database header: a store, not any SQLite file
+SCHEMA_VERSION: Final = 1
+BUSY_TIMEOUT: Final = 5.0  # seconds to wait while another process (a receiver) writes
+CHECKPOINT_PAGES: Final = 1000  # WAL pages between two checkpoints (each one ends with an fsync)
+
+# channel and recipient: what the row went through and to whom; state: attempting | settled;
+# outcome: sent | failed | unknown | cancelled once settled; wamid: the message id; callback:
+# the callback tag a send carries; delivery: the latest status webhook (sent < delivered < read);
+# error_code/error_title: the first error of the failure; run: the last run that took the key.
+_SCHEMA: Final = (
+    # Rows in claim order, the key in an index: a commit rewrites the last pages of the table,
+    # and settles (addressed by row id) land on those same recent pages.
+    """CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        campaign TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run INTEGER,
+        channel TEXT,
+        recipient TEXT,
+        state TEXT NOT NULL,
+        outcome TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        wamid TEXT,
+        callback TEXT,
+        delivery TEXT,
+        error_code INTEGER,
+        error_title TEXT,
+        claimed_at REAL,
+        settled_at REAL,
+        delivery_at REAL
+    )""",
+    "CREATE UNIQUE INDEX messages_key ON messages (campaign, key)",
+    "CREATE TABLE runs (id INTEGER PRIMARY KEY, campaign TEXT NOT NULL, pid INTEGER, "
+    "started_at REAL NOT NULL, finished_at REAL)",
+)
+
+
+# The statements of the records (see _store.py).
+OUTCOMES: Final = frozenset({"sent", "failed", "unknown", "cancelled"})
+CLAIM: Final = (
+    "INSERT INTO messages (campaign, key, run, channel, recipient, state, claimed_at) "
+    "VALUES (?, ?, ?, ?, ?, 'attempting', ?) ON CONFLICT (campaign, key) DO NOTHING"
+)
+READ: Final = "SELECT id, state, outcome, run FROM messages WHERE campaign = ? AND key = ?"
+RECLAIM: Final = (
+    "UPDATE messages SET state = 'attempting', outcome = NULL, run = ?, channel = ?, "
+    "recipient = ?, claimed_at = ?, settled_at = NULL WHERE id = ?"
+)
+SEEN: Final = "UPDATE messages SET run = ? WHERE id = ?"
+SETTLE: Final = (
+    "UPDATE messages SET state = 'settled', outcome = ?, wamid = ?, error_code = ?, "
+    "error_title = ?, attempts = attempts + ?, settled_at = ? "
+    "WHERE id = ? AND key = ? AND state = 'attempting'"
+)
+UNREADABLE: Final = (
+    "SELECT key FROM messages WHERE campaign = ? AND NOT coalesce(typeof(key) = 'text' AND "
+    "(state = 'attempting' OR (state = 'settled' AND outcome IN "
+    "('sent', 'failed', 'unknown', 'cancelled'))), 0)"
+)
+
+
+def text(value: object) -> str:
+    """A value read from a row as text (a key edited into a BLOB included)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def failure_title(error: BaseException) -> str:
+    """The title of a failure, as the store keeps it."""
+    message = getattr(error, "message", None)
+    text = message if isinstance(message, str) and message else str(error)
+    return text[:300] or type(error).__name__
+
+
+def insert_claims(
+    db: sqlite3.Connection, claims: list[tuple[Any, ...]], claimed: dict[str, int]
+) -> list[Any]:
+    """Write claims queued by a store (inside its commit's transaction); the fate of each (None:
+    send it, or why not), and the row of each claim in ``claimed``."""
+    before = db.total_changes
+    db.executemany(CLAIM, claims)
+    inserted = db.total_changes - before
+    # Rows get the next row ids in order: those written now are the last `inserted` ones.
+    first = 0
+    if inserted:
+        first = db.execute("SELECT last_insert_rowid()").fetchone()[0] - inserted + 1
+    if inserted == len(claims):  # a fresh run: no key was there before
+        for row, claim in enumerate(claims, first):
+            claimed[claim[1]] = row
+        return [None] * inserted
+    return [_reclaim(db, claim, first, claimed) for claim in claims]
+
+
+def _reclaim(
+    db: sqlite3.Connection, claim: tuple[Any, ...], first: int, claimed: dict[str, int]
+) -> str | None:
+    """The fate of a claim whose key may have been there: who had it decides. Rows from
+    ``first`` (if not 0) were written by this commit."""
+    campaign, key, run_id, channel, to, at = claim
+    found = db.execute(READ, (campaign, key)).fetchone()
+    row, state, outcome, run = found if found is not None else (0, None, None, None)
+    if first and row >= first:
+        claimed[key] = row  # written now
+        return None
+    if run == run_id:
+        return "duplicate"
+    if state == "settled" and outcome in ("failed", "cancelled"):
+        db.execute(RECLAIM, (run_id, channel, to, at, row))
+        claimed[key] = row
+        return None
+    db.execute(SEEN, (run_id, row))  # a repeat now is a duplicate
+    if state == "attempting":
+        return "attempting"
+    if state == "settled" and outcome in OUTCOMES:
+        return str(outcome)
+    return "unreadable"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open ``path`` as a store, creating it if it is new or empty."""
+    with contextlib.suppress(OSError):  # the records name recipients: owner-only, like -wal
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    error: JournalError
+    try:
+        db = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        error = JournalError(f"cannot open the broadcast store {path}: {exc}")
+    else:
+        try:
+            prepare(db, path)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            error = JournalError(
+                f"{path} is not a broadcast store ({exc}); a JSONL journal of an earlier version "
+                "cannot be resumed: name a new file"
+                if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB"
+                else f"cannot open the broadcast store {path}: {exc}"
+            )
+        except BaseException:
+            db.close()
+            raise
+        else:
+            return db
+    raise error
+
+
+def prepare(db: sqlite3.Connection, path: Path) -> None:
+    db.execute("PRAGMA journal_mode = WAL")  # the first read: a file that is no database fails
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+    if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        db.execute("BEGIN IMMEDIATE")  # another process may be creating it at the same time
+        try:
+            if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise JournalError(f"{path} is a SQLite database but not a broadcast store")
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise JournalError(f"{path} was written by a newer version (schema {version})")
+
+
+class SendLock:
+    """An exclusive flock on ``<store>-lock``: one sender per store, released by its death."""
+
+    def __init__(self, store: Path) -> None:
+        self.path = store.with_name(store.name + "-lock")
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, store: Path) -> None:
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise JournalError(f"cannot lock {store}: {exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # A releaser unlinks the file: the lock counts only on the file still there.
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    break
+            except BlockingIOError:
+                owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                by = f" (process {owner})" if owner.isdigit() else ""
+                raise JournalError(
+                    f"{store} is in use by another sender{by}; one sender per store at a time"
+                ) from None
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                os.close(fd)
+                raise JournalError(f"cannot lock {store}: {exc}") from None
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)  # unlink first, then unlock: see acquire
+            os.close(fd)
