@@ -10,13 +10,18 @@ of that file drops the POSIX locks SQLite holds on it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Final
 
 from ._journal import JournalError
+
+# Not POSIX (Windows): the package still imports; a store refuses to take its lock.
+try:
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "OUTCOMES",
@@ -215,6 +220,8 @@ class SendLock:
         return self._fd is not None
 
     def acquire(self, store: Path) -> None:
+        if fcntl is None:  # pragma: no cover - not POSIX
+            raise JournalError("a broadcast store needs POSIX file locks (fcntl.flock)")
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -97,7 +97,9 @@ def broadcast(args: argparse.Namespace) -> int:
     _check_journal(args)
     if args.concurrency < 1 or args.rate < 0:
         raise UsageError("--concurrency must be >= 1 and --rate >= 0")
-    client = make_client(args)  # before reading the input: a missing key should fail fast
+    # Before reading the input: a missing key should fail fast. --rate is the channel's limit
+    # (0: the client is not paced at all).
+    client = make_client(args, rate_limit=args.rate or None)
     with MessageSource(args.input, args.format) as source:
         total = source.validate(on_duplicate=say)
         with _output(args.output, append=args.resume) as out:

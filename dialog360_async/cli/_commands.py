@@ -28,12 +28,15 @@ def say(text: object) -> None:
     print(f"{PROG}: {text}", file=sys.stderr, flush=True)
 
 
-def make_client(args: argparse.Namespace) -> Client:
-    """The client the global options ask for; the key comes from --api-key or the environment."""
+def make_client(args: argparse.Namespace, **options: Any) -> Client:
+    """The client the global options ask for; the key comes from --api-key or the environment.
+
+    ``options`` go to the client too (a broadcast's ``rate_limit``).
+    """
     key = args.api_key or os.environ.get("D360_API_KEY")
     if not key:
         raise UsageError("no API key: set D360_API_KEY (or pass --api-key)")
-    options: dict[str, Any] = {"timeout": args.timeout}
+    options["timeout"] = args.timeout
     base_url = args.base_url or os.environ.get("D360_BASE_URL")
     if base_url:
         options["base_url"] = base_url

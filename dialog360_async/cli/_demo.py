@@ -190,7 +190,7 @@ async def run_demo(
     # Recording every request would grow memory with --count.
     fake = FakeDialog360(api_keys=keys, throughput=rate or None, record_requests=False)
     async with fake, SessionPool(limit=max(100, concurrency), timeout=attempt_timeout) as pool:
-        clients = [pool.client(key, base_url=fake.url) for key in keys]
+        clients = [pool.client(key, base_url=fake.url, rate_limit=rate or None) for key in keys]
         errors: list[str] = []
 
         def first_error(outcome: Outcome) -> None:

@@ -220,7 +220,9 @@ def build_parser() -> Parser:
     )
     sub.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
     sub.add_argument("--rate", type=float, default=80.0, help="msg/s, 0 = no limit (80)")
-    sub.add_argument("--journal", metavar="FILE", help="record every send in this file")
+    sub.add_argument(
+        "--journal", metavar="FILE", help="record every send in this SQLite file (a BroadcastStore)"
+    )
     sub.add_argument(
         "--resume", action="store_true", help="continue the run recorded in --journal (must exist)"
     )
