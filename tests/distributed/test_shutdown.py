@@ -109,6 +109,13 @@ async def test_sends_in_flight_past_the_grace_end_unknown_and_are_never_resent(
             await asyncio.to_thread(workers.wait_ready)
             run = start_campaign(redis_server.url, list(KEYS), per_channel)
             await sends_reach(fake, 8)
+            # The signal must find sends in flight: right after a round of answers the worker
+            # may not have sent the next ones yet (seen under CI load), so wait for them.
+            for _ in range(500):
+                if fake.in_flight >= 1:
+                    break
+                await asyncio.sleep(0.002)
+            assert fake.in_flight >= 1, "no send in flight to cut off"
             sent_at = workers.signal(0, signal.SIGTERM)
             exited_at = await asyncio.to_thread(workers.wait_exit, 0, SHUTDOWN_TIMEOUT + 10)
             assert exited_at is not None, workers.log(0)[-3000:]
