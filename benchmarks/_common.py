@@ -106,9 +106,9 @@ def check_same_bodies(client: Dialog360Client) -> None:
     from dialog360_async import ContactsMessage
 
     to = "+16505550000"
-    sdk = client._message_body(LocationMessage(to=to, location=WHERE))
+    sdk = client._message_body(LocationMessage(to=to, location=WHERE), None)
     assert sdk == raw_location_body(to), (sdk, raw_location_body(to))
-    sdk = client._message_body(ContactsMessage(to=to, contacts=(SEED_CONTACT,)))
+    sdk = client._message_body(ContactsMessage(to=to, contacts=(SEED_CONTACT,)), None)
     assert sdk == raw_contacts_body(to), (sdk, raw_contacts_body(to))
 
 
