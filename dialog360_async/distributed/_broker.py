@@ -12,6 +12,11 @@ A batch is acknowledged by its task, once finished. When the worker stops (taski
 ``listen()`` on SIGTERM/SIGINT), its batches wind down (see ``_worker``) and each unfinished one
 is put back on the stream as a new message for the other workers; if Redis cannot take it, it
 stays pending and is taken over once idle.
+
+taskiq's worker catches those signals with ``signal.signal``: a Python handler that sets its
+shutdown event. uvloop wakes up for such handlers; the standard loop does not, and sleeps on in
+``select()`` until some socket or timer is due (with sends in flight: until they are answered,
+past the grace). So a worker's broker delivers taskiq's handlers through its loop.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -44,6 +51,9 @@ logger = logging.getLogger("dialog360_async.distributed")
 GROUP = "dialog360"
 # A message whose task keeps killing its worker must not go round forever.
 MAX_DELIVERIES = 5
+_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 _TRANSIENT = (redis_errors.ConnectionError, redis_errors.TimeoutError, ConnectionError)
 
 
@@ -73,9 +83,12 @@ class D360Broker(RedisStreamBroker):
         self._slots: asyncio.Semaphore | None = None
         self._beat: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[Any]] = set()
+        self._signals: dict[int, Callable[[int, Any], Any]] = {}
 
     async def startup(self) -> None:
         """Start the broker (creates the stream and its consumer group if missing)."""
+        if self.is_worker_process:
+            self._signals_through_loop()
         await super().startup()
         self.started = True
 
@@ -84,14 +97,41 @@ class D360Broker(RedisStreamBroker):
         self.started = False
         if self.is_worker_process:
             self.runtime.stop()
-        if self._running:
-            await asyncio.wait(list(self._running), timeout=self.settings.shutdown_grace + 2.0)
-        if self._beat is not None:
-            self._beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat
-            self._beat = None
-        await super().shutdown()
+        try:
+            if self._running:
+                await asyncio.wait(list(self._running), timeout=self.settings.shutdown_grace + 2)
+            if self._beat is not None:
+                self._beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._beat
+                self._beat = None
+            await super().shutdown()
+        finally:
+            self._signals_restored()
+
+    def _signals_through_loop(self) -> None:
+        """Run taskiq's signal handlers as loop callbacks: the signal wakes any loop."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals only reach the main thread's handlers
+        loop = asyncio.get_running_loop()
+        for signum in _SIGNALS:
+            handler = signal.getsignal(signum)
+            if signum in self._signals or not callable(handler):
+                continue
+            if not getattr(handler, "__module__", "").startswith("taskiq."):
+                continue  # someone else's handler: theirs to deliver
+            try:
+                loop.add_signal_handler(signum, handler, signum, None)
+            except NotImplementedError:  # a loop without signal support (Windows)
+                return
+            self._signals[signum] = handler
+
+    def _signals_restored(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum, handler in self._signals.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, handler)
+        self._signals.clear()
 
     async def _run_batch(
         self, campaign: str, channel: str, batch: str, items: list[Any], context: Context

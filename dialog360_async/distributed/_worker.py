@@ -93,7 +93,14 @@ class WorkerRuntime:
     async def startup(self) -> None:
         """Read the worker's settings, so that a misconfigured worker fails at once."""
         settings = self._load()
-        logger.info("worker %s serves channels %s", self.name, ", ".join(settings.channels))
+        loop = type(asyncio.get_running_loop())
+        logger.info(
+            "worker %s serves channels %s (event loop: %s.%s)",
+            self.name,
+            ", ".join(settings.channels),
+            loop.__module__,
+            loop.__qualname__,
+        )
 
     def _load(self) -> WorkerSettings:
         if self._settings is None:

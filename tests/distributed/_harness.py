@@ -109,11 +109,27 @@ class RedisServer:
 WORKER_ARGS = ("--workers", "1", "--shutdown-timeout", "3", "--wait-tasks-timeout", "3")
 
 
-class Workers:
-    """`taskiq worker dialog360_async.distributed:broker` processes, one process group each."""
+# taskiq runs its workers on uvloop whenever it can import it; this hides it from a worker.
+_NO_UVLOOP = "import sys\n\nsys.modules['uvloop'] = None  # its import raises ImportError\n"
+LOOPS = ("uvloop", "asyncio")
 
-    def __init__(self, env: Mapping[str, str], logs: Path) -> None:
+
+class Workers:
+    """`taskiq worker dialog360_async.distributed:broker` processes, one process group each.
+
+    ``loop="asyncio"`` runs them on the standard event loop although uvloop is installed.
+    """
+
+    def __init__(self, env: Mapping[str, str], logs: Path, *, loop: str = "uvloop") -> None:
+        if loop not in LOOPS:
+            raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
         self.env = {**os.environ, **env}
+        if loop == "asyncio":
+            hook = logs / "no-uvloop"
+            hook.mkdir(exist_ok=True)
+            (hook / "sitecustomize.py").write_text(_NO_UVLOOP)
+            path = self.env.get("PYTHONPATH")
+            self.env["PYTHONPATH"] = os.pathsep.join([str(hook), *([path] if path else [])])
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []
         self._files: list[IO[bytes]] = []

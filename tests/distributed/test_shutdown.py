@@ -19,6 +19,7 @@ import pytest
 from dialog360_async.distributed import RedisUnavailableError
 
 from ._harness import (
+    LOOPS,
     RedisServer,
     TimedFake,
     Workers,
@@ -31,6 +32,19 @@ KEYS = {"alpha": "alpha-s3cr3t-key-0123456789", "beta": "beta-s3cr3t-key-0123456
 SHUTDOWN_TIMEOUT = 3.0
 MARGIN = 2.0  # interpreter and process teardown
 README_ARGS = ("--workers", "1", "--max-fails", "3", "--shutdown-timeout", str(SHUTDOWN_TIMEOUT))
+
+
+@pytest.fixture(params=LOOPS)
+def worker_loop(request: pytest.FixtureRequest) -> str:
+    """The event loop the workers run on: taskiq's choice (uvloop), or the standard one."""
+    name: str = request.param
+    return name
+
+
+def on_loop(log: str, loop: str) -> bool:
+    """Whether the worker that wrote ``log`` ran on ``loop`` (it names it at startup)."""
+    line = next((line for line in log.splitlines() if "(event loop: " in line), "")
+    return bool(line) and ("(event loop: uvloop." in line) == (loop == "uvloop")
 
 
 def states(server: RedisServer, campaign_id: str) -> dict[str, str]:
@@ -49,7 +63,7 @@ def wa_id(key: str) -> str:
     ids=["SIGTERM", "SIGINT-to-the-group"],
 )
 async def test_a_signalled_worker_stops_at_once_and_the_other_one_finishes(
-    redis_server: RedisServer, tmp_path: Path, signum: int, group: bool
+    redis_server: RedisServer, tmp_path: Path, worker_loop: str, signum: int, group: bool
 ) -> None:
     # 16 batches share each channel's 40 msg/s: a batch runs for ~20 s, far past the bound.
     per_channel, rate = 400, 40.0
@@ -57,7 +71,7 @@ async def test_a_signalled_worker_stops_at_once_and_the_other_one_finishes(
         env = worker_env(
             redis_server.url, fake.url, KEYS, rate=rate, idle_timeout=120, shutdown_grace=2
         )
-        with Workers(env, tmp_path) as workers:
+        with Workers(env, tmp_path, loop=worker_loop) as workers:
             workers.start(2, README_ARGS)
             await asyncio.to_thread(workers.wait_ready)
             run = start_campaign(redis_server.url, list(KEYS), per_channel)
@@ -67,9 +81,10 @@ async def test_a_signalled_worker_stops_at_once_and_the_other_one_finishes(
             summary = await asyncio.wait_for(run, 60)
             assert workers.alive(1)
             stopped_log = workers.log(0)
+    assert on_loop(stopped_log, worker_loop), stopped_log[:3000]
     assert exited_at is not None, f"still running after the signal:\n{stopped_log[-3000:]}"
     took = exited_at - sent_at
-    print(f"\n{signal.Signals(signum).name}: exited {took:.2f} s after the signal")
+    print(f"\n{signal.Signals(signum).name} ({worker_loop}): exited {took:.2f} s after the signal")
     assert took <= SHUTDOWN_TIMEOUT + MARGIN, stopped_log[-3000:]
     assert workers.processes[0].returncode == 0
     assert "left for another worker" in stopped_log  # it did stop part way, and handed on
@@ -86,7 +101,7 @@ async def test_a_signalled_worker_stops_at_once_and_the_other_one_finishes(
 
 
 async def test_sends_in_flight_past_the_grace_end_unknown_and_are_never_resent(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: RedisServer, tmp_path: Path, worker_loop: str
 ) -> None:
     per_channel = 150
     # Every answer takes 1.5 s, the grace is 0.3 s: whatever is in flight at the signal is
@@ -104,7 +119,7 @@ async def test_sends_in_flight_past_the_grace_end_unknown_and_are_never_resent(
             worker_batches=2,
             concurrency=4,
         )
-        with Workers(env, tmp_path) as workers:
+        with Workers(env, tmp_path, loop=worker_loop) as workers:
             workers.start(1, README_ARGS)
             await asyncio.to_thread(workers.wait_ready)
             run = start_campaign(redis_server.url, list(KEYS), per_channel)
@@ -118,12 +133,14 @@ async def test_sends_in_flight_past_the_grace_end_unknown_and_are_never_resent(
             assert fake.in_flight >= 1, "no send in flight to cut off"
             sent_at = workers.signal(0, signal.SIGTERM)
             exited_at = await asyncio.to_thread(workers.wait_exit, 0, SHUTDOWN_TIMEOUT + 10)
-            assert exited_at is not None, workers.log(0)[-3000:]
+            stopped_log = workers.log(0)
+            assert on_loop(stopped_log, worker_loop), stopped_log[:3000]
+            assert exited_at is not None, stopped_log[-3000:]
             took = exited_at - sent_at
             fake.latency = 0.0
             workers.start(1, README_ARGS)  # the one that finishes the campaign
             summary = await asyncio.wait_for(run, 60)
-    print(f"\nSIGTERM with sends in flight: exited {took:.2f} s after the signal")
+    print(f"\nSIGTERM with sends in flight ({worker_loop}): exited {took:.2f} s after the signal")
     assert took <= SHUTDOWN_TIMEOUT + MARGIN
     total = per_channel * len(KEYS)
     found = states(redis_server, summary.campaign_id)
@@ -143,7 +160,7 @@ async def test_sends_in_flight_past_the_grace_end_unknown_and_are_never_resent(
 
 @pytest.mark.parametrize("busy", [True, False], ids=["sends-in-flight", "idle"])
 async def test_a_worker_stops_in_bounded_time_with_redis_down(
-    redis_server: RedisServer, tmp_path: Path, busy: bool
+    redis_server: RedisServer, tmp_path: Path, worker_loop: str, busy: bool
 ) -> None:
     # Busy: every answer takes 1 s, so sends are in flight when Redis dies; they finish within
     # the grace (5 s by default), and their outcomes, which cannot be recorded, stay in doubt
@@ -153,7 +170,7 @@ async def test_a_worker_stops_in_bounded_time_with_redis_down(
         api_keys=KEYS.values(), throughput=None, engage_all=True, latency=latency
     ) as fake:
         env = worker_env(redis_server.url, fake.url, KEYS, rate=1000)
-        with Workers(env, tmp_path) as workers:
+        with Workers(env, tmp_path, loop=worker_loop) as workers:
             workers.start(1, README_ARGS)
             await asyncio.to_thread(workers.wait_ready)
             run = start_campaign(redis_server.url, list(KEYS), 400 if busy else 50)
@@ -170,9 +187,11 @@ async def test_a_worker_stops_in_bounded_time_with_redis_down(
             with contextlib.suppress(asyncio.CancelledError, RedisUnavailableError):
                 await run  # the producer has no Redis either
             log = workers.log(0)
+    assert on_loop(log, worker_loop), log[:3000]
     assert exited_at is not None, log[-3000:]
     took = exited_at - sent_at
-    print(f"\nSIGTERM with Redis down ({'busy' if busy else 'idle'}): exited {took:.2f} s after")
+    state = "busy" if busy else "idle"
+    print(f"\nSIGTERM with Redis down ({state}, {worker_loop}): exited {took:.2f} s after")
     assert took <= latency + MARGIN, log[-3000:]
     assert "unreachable" in log
     assert fake.duplicates() == {}
