@@ -14,6 +14,9 @@ with those of every worker; a claim made one send ahead (``claim_nowait``) is co
 ``confirm`` unless a commit took it already. A settle lost by a crash leaves its row attempting,
 in doubt, which is safe. Only one sender at a time (see _store_file.py). Practice:
 ../shared/docs/reliability-notes.md §3; design.md "The broadcast store".
+
+The store is also a :class:`WebhookStore`: status webhooks settle its rows' delivery
+(_store_delivery.py), from this process or another one (a receiver), with or without a run.
 """
 
 from __future__ import annotations
@@ -24,23 +27,31 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
 from ._journal import JournalError, State, check_name, new_campaign
 from ._outcomes import Outcome
+from ._report import DeliveryReport
+from ._store_delivery import WebhookLog, adopt_settled, campaigns, in_doubt, report
 from ._store_file import (
     OUTCOMES,
     SETTLE,
+    START,
     UNREADABLE,
     SendLock,
+    callback_tag,
     connect,
-    failure_title,
     insert_claims,
+    outcome_record,
     text,
+    warn_unreadable,
 )
 from .errors import ValidationError
+from .webhooks._dedup import DEDUP_TTL
+from .webhooks._models import Notification
 
 __all__ = ["BroadcastStore"]
 
@@ -48,7 +59,6 @@ logger = logging.getLogger("dialog360_async")
 
 FLUSH: Final = 0.1  # seconds settles (and claims made ahead) wait for a commit at most
 _PENDING: Final = object()  # the fate of a claim not committed yet
-SHOWN: Final = 10  # unreadable keys named in the warning
 
 
 class BroadcastStore:
@@ -59,17 +69,23 @@ class BroadcastStore:
     :class:`JournalError`.
 
     Args:
-        path: the database file; created if missing.
+        path: the database file; created if missing (a file of schema 1 is upgraded).
+        clock: Unix time, for the dedup ttl, orphans and the report's horizon.
 
     Raises:
         JournalError: the file is not a broadcast store (e.g. a JSONL journal of an earlier
             version) or cannot be opened.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time
+    ) -> None:
         if not isinstance(path, str | os.PathLike):
             raise ValidationError("path", f"must be a file path, got {path!r}")
+        if not callable(clock):
+            raise ValidationError("clock", f"must be callable, got {clock!r}")
         self.path = Path(path)
+        self._clock = clock
         self.campaign: str | None = None
         """The campaign of the current run (or the last one)."""
         self.run_id: int | None = None
@@ -89,6 +105,7 @@ class BroadcastStore:
         self._broken: JournalError | None = None
         self._unreadable: set[str] = set()
         self._unreadable_seen: set[str] = set()
+        self._webhooks = WebhookLog(self.path, self._open, self._commit, clock)
 
     async def __aenter__(self) -> Self:
         return self
@@ -123,13 +140,8 @@ class BroadcastStore:
         try:
             chosen = campaign or self._last_campaign() or new_campaign()
             with self._writing():
-                run = cast(
-                    int,
-                    db.execute(
-                        "INSERT INTO runs (campaign, pid, started_at) VALUES (?, ?, ?)",
-                        (chosen, os.getpid(), time.time()),
-                    ).lastrowid,
-                )
+                started = (chosen, os.getpid(), self._clock())
+                run = cast(int, db.execute(START, started).lastrowid)
             found = [text(row[0]) for row in db.execute(UNREADABLE, (chosen,))]
         except sqlite3.Error as exc:
             self._lock.release()
@@ -143,17 +155,7 @@ class BroadcastStore:
         self.unreadable = found
         self._unreadable, self._unreadable_seen = set(found), set()
         if found:
-            shown = ", ".join(repr(key) for key in found[:SHOWN])
-            more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-            logger.warning(
-                "%s: %d unreadable record(s) in campaign %s, treated as in doubt (reported "
-                "unknown, never resent): %s%s",
-                self.path,
-                len(found),
-                chosen,
-                shown,
-                more,
-            )
+            warn_unreadable(self.path, chosen, found)
         return run
 
     def finish(self) -> None:
@@ -174,13 +176,14 @@ class BroadcastStore:
             self._settles.clear()
         with contextlib.suppress(JournalError), self._writing():
             self._open().execute(
-                "UPDATE runs SET finished_at = ? WHERE id = ?", (time.time(), self.run_id)
+                "UPDATE runs SET finished_at = ? WHERE id = ?", (self._clock(), self.run_id)
             )
         self.run_id = None
         self._lock.release()
 
     async def close(self) -> None:
-        """Finish the run, if one is going, and close the database."""
+        """Record the webhooks queued, finish the run, if one is going, and close the database."""
+        self._webhooks.flush()
         self.finish()
         db, self._db = self._db, None
         if db is not None:
@@ -200,7 +203,7 @@ class BroadcastStore:
             raise ValidationError("state", f"must be one of {sorted(OUTCOMES)}, got {state!r}")
         row = self._claimed.pop(key, None)
         if row is not None:
-            self._settle((state, message_id, code, None, 0, time.time(), row, key))
+            self._settle((state, message_id, code, None, 0, self._clock(), row, key, None))
 
     # -- what the bulk sender calls ---------------------------------------------------------
 
@@ -251,7 +254,8 @@ class BroadcastStore:
             return "duplicate"  # claimed a moment ago, not confirmed yet
         if self._unreadable and key in self._unreadable:
             return self._unreadable_claim(key)
-        self._claims.append((self.campaign, key, self.run_id, channel, to, time.time()))
+        tag = callback_tag(cast(str, self.campaign), key)
+        self._claims.append((self.campaign, key, self.run_id, channel, to, self._clock(), tag))
         self._fates[key] = _PENDING
         if self._later is None:
             self._later = asyncio.get_running_loop().call_later(FLUSH, self._commit_late)
@@ -284,33 +288,60 @@ class BroadcastStore:
             return
         row = self._claimed.pop(key, None)
         if row is not None:
-            self._settle(("cancelled", None, None, None, 0, time.time(), row, key))
+            self._settle(("cancelled", None, None, None, 0, self._clock(), row, key, None))
 
     async def record_outcome(self, outcome: Outcome) -> None:
         """Settle the claim of ``outcome.key`` with the outcome (written with the next commit)."""
         key = cast(str, outcome.key)
         row = self._claimed.pop(key, None)
-        if row is None:
-            return  # not claimed here
-        result, error = outcome.result, outcome.error
-        code: Any = None
-        heading: str | None = None
-        if error is not None:
-            code = getattr(error, "code", None)
-            code = code if isinstance(code, int) and not isinstance(code, bool) else None
-            heading = failure_title(error)
-        self._settle(
-            (
-                outcome.status,
-                None if result is None else result.message_id,
-                code,
-                heading,
-                outcome.attempts,
-                time.time(),
-                row,
-                key,
-            )
-        )
+        if row is not None:  # else not claimed here
+            self._settle(outcome_record(outcome, row, key, self._clock()))
+
+    # -- delivery truth (status webhooks, _store_delivery.py): no send lock needed ---------
+
+    async def record_webhook(self, notification: Notification) -> Notification:
+        """Record a webhook's new statuses and messages; see :class:`WebhookStore`.
+
+        Raises:
+            JournalError: it could not be written (then nothing of it was recorded).
+        """
+        return await self._webhooks.record(notification)
+
+    def callback_for(self, key: str) -> str | None:
+        """The callback tag a send of ``key`` carries in the current run; None without one."""
+        return None if self.run_id is None else callback_tag(cast(str, self.campaign), key)
+
+    def campaigns(self) -> list[str]:
+        """The campaigns recorded in the store, oldest first."""
+        return campaigns(self._open())
+
+    async def report(
+        self, campaign: str | None = None, *, horizon: float = 3600.0
+    ) -> DeliveryReport:
+        """The :class:`DeliveryReport` of ``campaign`` (default: the store's last).
+
+        Args:
+            campaign: the campaign to report.
+            horizon: seconds after which a send with no delivery status is ``unconfirmed``.
+
+        Raises:
+            JournalError: the store has no campaign yet, or it cannot be read.
+        """
+        chosen = self._chosen(campaign)
+        self._commit()  # what the sender has queued counts
+        return await report(self.path, chosen, horizon, self._clock())
+
+    def in_doubt(self, campaign: str | None = None) -> Iterator[dict[str, Any]]:
+        """The messages of ``campaign`` (default: the store's last) still in doubt (see
+        :func:`~dialog360_async._store_delivery.in_doubt`); none without a campaign."""
+        chosen = self._chosen(campaign)
+        self._commit()
+        return iter(()) if chosen is None else in_doubt(self._open(), chosen)
+
+    def _chosen(self, campaign: str | None) -> str | None:
+        if campaign is not None:
+            return check_name(campaign, "campaign")
+        return self.campaign or self._last_campaign()
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -350,6 +381,7 @@ class BroadcastStore:
             fates = insert_claims(db, claims, self._claimed) if claims else []
             if settles:
                 db.executemany(SETTLE, settles)
+                adopt_settled(db, settles, self._clock() - DEDUP_TTL)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._settles[:0] = settles  # tried again when the run finishes

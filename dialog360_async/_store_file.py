@@ -9,13 +9,20 @@ of that file drops the POSIX locks SQLite holds on it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import logging
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from ._codes import failure_reason
 from ._journal import JournalError
+
+if TYPE_CHECKING:
+    from ._outcomes import Outcome
 
 # Not POSIX (Windows): the package still imports; a store refuses to take its lock.
 try:
@@ -27,24 +34,36 @@ __all__ = [
     "OUTCOMES",
     "SCHEMA_VERSION",
     "SETTLE",
+    "START",
+    "TAG_CAMPAIGN",
     "UNREADABLE",
     "SendLock",
+    "callback_tag",
     "connect",
     "prepare",
     "failure_title",
     "insert_claims",
+    "outcome_record",
     "text",
+    "warn_unreadable",
 ]
 
+logger = logging.getLogger("dialog360_async")
+SHOWN: Final = 10  # unreadable keys named in the warning
+
 APPLICATION_ID: Final = 0x44333630  # "D360" in the database header: a store, not any SQLite file
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 BUSY_TIMEOUT: Final = 5.0  # seconds to wait while another process (a receiver) writes
 CHECKPOINT_PAGES: Final = 1000  # WAL pages between two checkpoints (each one ends with an fsync)
 
 # channel and recipient: what the row went through and to whom; state: attempting | settled;
-# outcome: sent | failed | unknown | cancelled once settled; wamid: the message id; callback:
-# the callback tag a send carries; delivery: the latest status webhook (sent < delivered < read);
-# error_code/error_title: the first error of the failure; run: the last run that took the key.
+# outcome: sent | failed | unknown | cancelled once settled (a status webhook never rewrites it);
+# wamid: the message id (from the send's answer, or from a status that named the callback tag);
+# callback: the callback tag (written with the claim); delivery: the highest status webhook by
+# rank (sent < delivered < read < played), delivery_at its time; failed_at: when the first
+# ``failed`` status came (kept whatever comes later); error_code/error_title: the send's error,
+# or that first failed status's; reason: why the send failed (a word of FailureCount.reason);
+# run: the last run that took the key.
 _SCHEMA: Final = (
     # Rows in claim order, the key in an index: a commit rewrites the last pages of the table,
     # and settles (addressed by row id) land on those same recent pages.
@@ -71,30 +90,79 @@ _SCHEMA: Final = (
     "CREATE TABLE runs (id INTEGER PRIMARY KEY, campaign TEXT NOT NULL, pid INTEGER, "
     "started_at REAL NOT NULL, finished_at REAL)",
 )
+# Schema 2, also the in-place upgrade of a schema 1 file: delivery truth from status webhooks.
+# webhook_seen: the dedup keys, (wamid, status) or (inbound message id, ""); orphans: statuses
+# for a wamid no row has yet, matched when it arrives (see _store_delivery.py).
+_SCHEMA_2: Final = (
+    "ALTER TABLE messages ADD COLUMN failed_at REAL",
+    "ALTER TABLE messages ADD COLUMN reason TEXT",
+    "CREATE INDEX IF NOT EXISTS messages_wamid ON messages (wamid) WHERE wamid IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS messages_callback ON messages (callback) "
+    "WHERE callback IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS webhook_seen (id TEXT NOT NULL, status TEXT NOT NULL, "
+    "seen_at REAL NOT NULL, PRIMARY KEY (id, status)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS webhook_seen_at ON webhook_seen (seen_at)",
+    "CREATE TABLE IF NOT EXISTS orphans (id INTEGER PRIMARY KEY, wamid TEXT NOT NULL, "
+    "status TEXT NOT NULL, callback TEXT, error_code INTEGER, error_title TEXT, at REAL, "
+    "received_at REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS orphans_wamid ON orphans (wamid)",
+    "CREATE INDEX IF NOT EXISTS orphans_received ON orphans (received_at)",
+)
 
 
 # The statements of the records (see _store.py).
 OUTCOMES: Final = frozenset({"sent", "failed", "unknown", "cancelled"})
 CLAIM: Final = (
-    "INSERT INTO messages (campaign, key, run, channel, recipient, state, claimed_at) "
-    "VALUES (?, ?, ?, ?, ?, 'attempting', ?) ON CONFLICT (campaign, key) DO NOTHING"
+    "INSERT INTO messages (campaign, key, run, channel, recipient, state, claimed_at, callback) "
+    "VALUES (?, ?, ?, ?, ?, 'attempting', ?, ?) ON CONFLICT (campaign, key) DO NOTHING"
 )
-READ: Final = "SELECT id, state, outcome, run FROM messages WHERE campaign = ? AND key = ?"
+# matched: a status webhook names the row, so a row in doubt reached WhatsApp after all.
+READ: Final = (
+    "SELECT id, state, outcome, run, delivery IS NOT NULL OR failed_at IS NOT NULL "
+    "FROM messages WHERE campaign = ? AND key = ?"
+)
 RECLAIM: Final = (
     "UPDATE messages SET state = 'attempting', outcome = NULL, run = ?, channel = ?, "
-    "recipient = ?, claimed_at = ?, settled_at = NULL WHERE id = ?"
+    "recipient = ?, claimed_at = ?, settled_at = NULL, callback = ? WHERE id = ?"
 )
 SEEN: Final = "UPDATE messages SET run = ? WHERE id = ?"
+START: Final = "INSERT INTO runs (campaign, pid, started_at) VALUES (?, ?, ?)"
+# A status may have come first: it keeps the wamid it named and the failure it reported.
 SETTLE: Final = (
-    "UPDATE messages SET state = 'settled', outcome = ?, wamid = ?, error_code = ?, "
-    "error_title = ?, attempts = attempts + ?, settled_at = ? "
-    "WHERE id = ? AND key = ? AND state = 'attempting'"
+    "UPDATE messages SET state = 'settled', outcome = ?1, wamid = coalesce(?2, wamid), "
+    "error_code = CASE WHEN failed_at IS NULL THEN ?3 ELSE error_code END, "
+    "error_title = CASE WHEN failed_at IS NULL THEN ?4 ELSE error_title END, "
+    "reason = ?9, attempts = attempts + ?5, settled_at = ?6 "
+    "WHERE id = ?7 AND key = ?8 AND state = 'attempting'"
 )
 UNREADABLE: Final = (
     "SELECT key FROM messages WHERE campaign = ? AND NOT coalesce(typeof(key) = 'text' AND "
     "(state = 'attempting' OR (state = 'settled' AND outcome IN "
     "('sent', 'failed', 'unknown', 'cancelled'))), 0)"
 )
+
+
+TAG_PREFIX: Final = "d360:"
+TAG_CAMPAIGN: Final = len(TAG_PREFIX) + 9  # the tag's characters that name the campaign
+
+
+def callback_tag(campaign: str, key: str) -> str:
+    """The callback tag of ``key`` in ``campaign``: deterministic, 38 ASCII characters.
+
+    ``d360:`` then 8 characters naming the campaign and 24 naming the key (base32 of BLAKE2b
+    digests), so it names both without carrying them (keys hold phone numbers) and all the
+    tags of one campaign share their first 14 characters.
+    """
+    part = hashlib.blake2b(campaign.encode(), digest_size=5, person=b"d360-campaign").digest()
+    # A campaign name is printable: the NUL keeps (campaign, key) pairs apart.
+    whole = hashlib.blake2b(
+        f"{campaign}\0{key}".encode(), digest_size=15, person=b"d360-key"
+    ).digest()
+    return f"{TAG_PREFIX}{_b32(part)}:{_b32(whole)}"
+
+
+def _b32(digest: bytes) -> str:
+    return base64.b32encode(digest).decode("ascii").lower()
 
 
 def text(value: object) -> str:
@@ -109,6 +177,32 @@ def failure_title(error: BaseException) -> str:
     message = getattr(error, "message", None)
     text = message if isinstance(message, str) and message else str(error)
     return text[:300] or type(error).__name__
+
+
+def outcome_record(outcome: Outcome, row: int, key: str, at: float) -> tuple[Any, ...]:
+    """The SETTLE record of ``outcome`` for the claim in ``row``."""
+    error = outcome.error
+    code: Any = None if error is None else getattr(error, "code", None)
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    title = None if error is None else failure_title(error)
+    reason = None if error is None else failure_reason(error)
+    wamid = None if outcome.result is None else outcome.result.message_id
+    return (outcome.status, wamid, code, title, outcome.attempts, at, row, key, reason)
+
+
+def warn_unreadable(path: Path, campaign: str, keys: list[str]) -> None:
+    """Log the unreadable records a run found in its campaign."""
+    shown = ", ".join(repr(key) for key in keys[:SHOWN])
+    more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+    logger.warning(
+        "%s: %d unreadable record(s) in campaign %s, treated as in doubt (reported unknown, "
+        "never resent): %s%s",
+        path,
+        len(keys),
+        campaign,
+        shown,
+        more,
+    )
 
 
 def insert_claims(
@@ -135,19 +229,21 @@ def _reclaim(
 ) -> str | None:
     """The fate of a claim whose key may have been there: who had it decides. Rows from
     ``first`` (if not 0) were written by this commit."""
-    campaign, key, run_id, channel, to, at = claim
+    campaign, key, run_id, channel, to, at, tag = claim
     found = db.execute(READ, (campaign, key)).fetchone()
-    row, state, outcome, run = found if found is not None else (0, None, None, None)
+    row, state, outcome, run, matched = found if found is not None else (0, None, None, None, 0)
     if first and row >= first:
         claimed[key] = row  # written now
         return None
     if run == run_id:
         return "duplicate"
     if state == "settled" and outcome in ("failed", "cancelled"):
-        db.execute(RECLAIM, (run_id, channel, to, at, row))
+        db.execute(RECLAIM, (run_id, channel, to, at, tag, row))
         claimed[key] = row
         return None
     db.execute(SEEN, (run_id, row))  # a repeat now is a duplicate
+    if matched and (state == "attempting" or outcome == "unknown"):
+        return "sent"  # in doubt, but a status webhook showed it reached WhatsApp
     if state == "attempting":
         return "attempting"
     if state == "settled" and outcome in OUTCOMES:
@@ -186,10 +282,11 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def prepare(db: sqlite3.Connection, path: Path) -> None:
+    """Set the connection up, creating the schema of a new file or upgrading an older one."""
     db.execute("PRAGMA journal_mode = WAL")  # the first read: a file that is no database fails
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-    if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+    if not _current(db):
         db.execute("BEGIN IMMEDIATE")  # another process may be creating it at the same time
         try:
             if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
@@ -198,7 +295,11 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
                 for statement in _SCHEMA:
                     db.execute(statement)
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute("PRAGMA user_version = 1")
+            if db.execute("PRAGMA user_version").fetchone()[0] == 1:
+                for statement in _SCHEMA_2:
+                    db.execute(statement)
+                db.execute("PRAGMA user_version = 2")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -206,6 +307,13 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise JournalError(f"{path} was written by a newer version (schema {version})")
+
+
+def _current(db: sqlite3.Connection) -> bool:
+    """Whether the file is a store of this schema version or a newer one."""
+    if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        return False
+    return bool(db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION)
 
 
 class SendLock:

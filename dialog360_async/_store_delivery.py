@@ -1,0 +1,355 @@
+"""Delivery truth in the broadcast store: status webhooks merged into the message rows, the
+dedup keys and orphan statuses, and the reports read back.
+
+Merge (design.md "The broadcast store"; ../shared/docs/webhooks-and-statuses.md §7.5, §7.6): a
+status names its row by wamid, or else by callback tag. ``delivery`` only climbs the rank
+``sent < delivered < read < played`` (never ordered by timestamp, so ``read`` also counts as
+delivered); the first ``failed`` sets ``failed_at`` and its code and title, and nothing clears
+them. A status no row names yet is an orphan, applied when a row learns that wamid: the sender
+settles it, or a status with its callback tag names it. Both sides write in transactions, so
+whichever comes second sees the first.
+
+A status never rewrites the send's outcome: a row in doubt (``attempting`` with no result, or
+``unknown``) that a status names keeps it, and counts as *unknown settled*; a resume skips it as
+sent (_store_file.py ``_reclaim``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from ._codes import code_reason, meaning
+from ._journal import JournalError
+from ._report import DeliveryReport, FailureCount
+from ._store_file import BUSY_TIMEOUT, TAG_CAMPAIGN, callback_tag, text
+from .errors import ValidationError
+from .webhooks._dedup import DEDUP_TTL
+from .webhooks._models import Notification, StatusUpdate
+
+__all__ = ["WebhookLog", "adopt_settled", "build_report", "campaigns", "in_doubt", "report"]
+
+RANKS: Final = {"sent": 1, "delivered": 2, "read": 3, "played": 4}
+_RANK: Final = (
+    "CASE delivery WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 "
+    "WHEN 'played' THEN 4 ELSE 0 END"
+)
+SWEPT: Final = 10_000  # expired keys (and orphans) deleted per transaction at most
+
+# A key seen more than the ttl ago is new again: its row is taken over.
+_SEE: Final = (
+    "INSERT INTO webhook_seen (id, status, seen_at) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (id, status) DO UPDATE SET seen_at = ?3 WHERE seen_at <= ?4"
+)
+_BY_WAMID: Final = "SELECT id, wamid FROM messages WHERE wamid = ? LIMIT 1"
+_BY_TAG: Final = "SELECT id, wamid FROM messages WHERE callback = ? LIMIT 1"
+# Parameters: rank (0 for failed), status, its time, failed?, code, title, wamid, row.
+_MERGE: Final = (
+    f"UPDATE messages SET delivery = CASE WHEN ?1 > {_RANK} THEN ?2 ELSE delivery END, "
+    f"delivery_at = CASE WHEN ?1 > {_RANK} THEN ?3 ELSE delivery_at END, "
+    "error_code = CASE WHEN ?4 AND failed_at IS NULL THEN ?5 ELSE error_code END, "
+    "error_title = CASE WHEN ?4 AND failed_at IS NULL THEN ?6 ELSE error_title END, "
+    "failed_at = CASE WHEN ?4 AND failed_at IS NULL THEN ?3 ELSE failed_at END, "
+    "wamid = coalesce(wamid, ?7) WHERE id = ?8"
+)
+_ORPHAN: Final = (
+    "INSERT INTO orphans (wamid, status, callback, error_code, error_title, at, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ORPHANS_OF: Final = (
+    "SELECT status, error_code, error_title, at FROM orphans WHERE wamid = ? AND received_at > ?"
+)
+
+# Each message in exactly one kind (DeliveryReport); an unreadable row is in doubt.
+_KINDS: Final = """
+WITH k AS (SELECT *, CASE
+    WHEN NOT coalesce(typeof(key) = 'text', 0) THEN 'unknown'
+    WHEN state = 'settled' AND outcome = 'sent' THEN 'accepted'
+    WHEN (delivery IS NOT NULL OR failed_at IS NOT NULL)
+        AND (state = 'attempting' OR (state = 'settled' AND outcome = 'unknown'))
+        THEN 'unknown_settled'
+    WHEN state = 'settled' AND outcome = 'failed' THEN 'rejected'
+    WHEN state = 'settled' AND outcome = 'cancelled' THEN 'cancelled'
+    WHEN state = 'attempting' THEN 'pending'
+    ELSE 'unknown' END AS kind,
+    coalesce(settled_at, claimed_at) AS sent_at
+    FROM messages WHERE campaign = ?1),
+s AS (SELECT *, kind IN ('accepted', 'unknown_settled') AS reached FROM k)
+"""
+_COUNTS: Final = (
+    _KINDS
+    + """SELECT count(*), total(kind = 'accepted'), total(kind = 'unknown_settled'),
+    total(kind = 'unknown'), total(kind = 'rejected'), total(kind = 'cancelled'),
+    total(kind = 'pending'), total(reached AND delivery IN ('delivered', 'read', 'played')),
+    total(reached AND delivery IN ('read', 'played')), total(reached AND failed_at IS NOT NULL),
+    total(reached AND failed_at IS NULL AND coalesce(delivery, 'sent') = 'sent'
+        AND sent_at <= ?2)
+    FROM s"""
+)
+_FAILURES: Final = (
+    _KINDS
+    + """SELECT 'failed', reason, error_code, min(error_title), count(*) FROM s
+    WHERE kind = 'rejected' GROUP BY reason, error_code
+    UNION ALL
+    SELECT 'undelivered', NULL, error_code, min(error_title), count(*) FROM s
+    WHERE reached AND failed_at IS NOT NULL GROUP BY error_code"""
+)
+_ORPHAN_COUNT: Final = (
+    "SELECT count(DISTINCT wamid) FROM orphans WHERE received_at > ? "
+    f"AND (callback IS NULL OR substr(callback, 1, {TAG_CAMPAIGN}) = ?)"
+)
+_IN_DOUBT: Final = """SELECT campaign, key, recipient, channel, state, outcome, attempts, wamid,
+    callback, error_code, error_title, claimed_at, settled_at FROM messages
+    WHERE campaign = ? AND (NOT coalesce(typeof(key) = 'text' AND (state = 'attempting'
+        OR (state = 'settled' AND outcome IN ('sent', 'failed', 'unknown', 'cancelled'))), 0)
+    OR ((state = 'attempting' OR outcome = 'unknown')
+        AND delivery IS NULL AND failed_at IS NULL))
+    ORDER BY claimed_at, id"""
+_FIELDS: Final = ("campaign", "key", "recipient", "channel", "state", "outcome", "attempts")
+_FIELDS_2: Final = ("wamid", "callback", "error_code", "error_title", "claimed_at", "settled_at")
+_TIMES: Final = frozenset({"claimed_at", "settled_at"})
+
+
+class WebhookLog:
+    """The store's ``record_webhook``: the calls of one loop iteration share one transaction.
+
+    Args:
+        path: the store's file (for messages).
+        connection: the store's connection (raises JournalError once it is closed).
+        before: writes what the store's sender has queued (its settles carry wamids).
+        clock: Unix time.
+        ttl: seconds a dedup key and an orphan are kept.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        connection: Callable[[], sqlite3.Connection],
+        before: Callable[[], None],
+        clock: Callable[[], float],
+        ttl: float = DEDUP_TTL,
+    ) -> None:
+        self._path = path
+        self._connection = connection
+        self._before = before
+        self._clock = clock
+        self._ttl = ttl
+        self._queue: list[tuple[Notification, asyncio.Future[Notification]]] = []
+        self._handle: asyncio.Handle | None = None
+        self._next_sweep = float("-inf")
+
+    async def record(self, notification: Notification) -> Notification:
+        """Record ``notification`` with the next commit; the part of it not seen before."""
+        if not isinstance(notification, Notification):
+            raise ValidationError("notification", f"must be a Notification, got {notification!r}")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Notification] = loop.create_future()
+        self._queue.append((notification, future))
+        if self._handle is None:
+            self._handle = loop.call_soon(self.flush)
+        return await future  # cancelled before the commit: dropped from it, recorded nothing
+
+    def flush(self) -> None:
+        """Record every queued webhook in one transaction (nothing of them if it fails)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        batch = [(n, future) for n, future in self._queue if not future.done()]
+        self._queue = []
+        if not batch:
+            return
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._connection()
+            self._before()
+            now = self._clock()
+            db.execute("BEGIN IMMEDIATE")
+            results = [_record(db, n, now, now - self._ttl) for n, _ in batch]
+            if now >= self._next_sweep:
+                full = _sweep(db, now - self._ttl)
+                self._next_sweep = now + (1.0 if full else 60.0)
+            db.execute("COMMIT")
+        except Exception as exc:
+            if db is not None and db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            for _, future in batch:
+                future.set_exception(
+                    JournalError(f"could not record webhooks in {self._path}: {exc}")
+                    if isinstance(exc, sqlite3.Error)
+                    else exc
+                )
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+
+
+def _record(db: sqlite3.Connection, n: Notification, now: float, horizon: float) -> Notification:
+    def fresh(message_id: str, status: str) -> bool:
+        before = db.total_changes
+        db.execute(_SEE, (message_id, status, now, horizon))
+        return db.total_changes > before
+
+    statuses = [s for s in n.statuses if fresh(s.message_id, s.status)]
+    messages = [m for m in n.messages if fresh(m.message_id, "")]
+    for status in statuses:
+        _merge(db, status, now, horizon)
+    if len(statuses) == len(n.statuses) and len(messages) == len(n.messages):
+        return n
+    return attrs.evolve(n, statuses=tuple(statuses), messages=tuple(messages))
+
+
+def _merge(db: sqlite3.Connection, status: StatusUpdate, now: float, horizon: float) -> None:
+    failed = status.status == "failed"
+    rank = RANKS.get(status.status, 0)
+    if not (rank or failed):
+        return  # deleted, warning, newer values: deduplicated, no delivery fact
+    error = status.errors[0] if failed and status.errors else None
+    code = error.code if error is not None else None
+    title = error.message[:300] if error is not None and error.message else None
+    at = float(status.timestamp) if status.timestamp is not None else now
+    wamid, tag = status.message_id, status.callback_data
+    found = db.execute(_BY_WAMID, (wamid,)).fetchone()
+    if found is None and tag:
+        found = db.execute(_BY_TAG, (tag,)).fetchone()
+    if found is None:
+        db.execute(_ORPHAN, (wamid, status.status, tag, code, title, at, now))
+        return
+    row, known = found
+    db.execute(_MERGE, (rank, status.status, at, failed, code, title, wamid, row))
+    if known is None:  # the row learns its wamid from the tag: the orphans of it are its own
+        _adopt(db, row, wamid, horizon)
+
+
+def _adopt(db: sqlite3.Connection, row: int, wamid: str, horizon: float) -> None:
+    """Apply the orphan statuses of ``wamid`` to ``row``, which now has that wamid."""
+    orphans = db.execute(_ORPHANS_OF, (wamid, horizon)).fetchall()
+    for status, code, title, at in orphans:
+        failed = status == "failed"
+        db.execute(_MERGE, (RANKS.get(status, 0), status, at, failed, code, title, wamid, row))
+    if orphans:
+        db.execute("DELETE FROM orphans WHERE wamid = ?", (wamid,))
+
+
+def adopt_settled(db: sqlite3.Connection, settles: list[tuple[Any, ...]], horizon: float) -> None:
+    """Match orphans to the wamids of settles (SETTLE records) just written, in their
+    transaction."""
+    if db.execute("SELECT EXISTS (SELECT 1 FROM orphans)").fetchone()[0]:
+        for record in settles:
+            if record[1] is not None:
+                _adopt(db, record[6], record[1], horizon)
+
+
+def _sweep(db: sqlite3.Connection, horizon: float) -> bool:
+    """Delete expired dedup keys and orphans, a bounded batch; whether more are left."""
+    keys = db.execute(
+        "DELETE FROM webhook_seen WHERE (id, status) IN (SELECT id, status FROM webhook_seen "
+        "WHERE seen_at <= ? LIMIT ?)",
+        (horizon, SWEPT),
+    ).rowcount
+    orphans = db.execute(
+        "DELETE FROM orphans WHERE id IN (SELECT id FROM orphans WHERE received_at <= ? LIMIT ?)",
+        (horizon, SWEPT),
+    ).rowcount
+    return max(keys, orphans) >= SWEPT
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def campaigns(db: sqlite3.Connection) -> list[str]:
+    """The campaigns of a store, oldest first."""
+    found = db.execute("SELECT campaign FROM runs GROUP BY campaign ORDER BY min(id)")
+    return [text(row[0]) for row in found]
+
+
+async def report(path: Path, campaign: str | None, horizon: object, now: float) -> DeliveryReport:
+    """Check the arguments of ``BroadcastStore.report``, then build it in a thread."""
+    if isinstance(horizon, bool) or not isinstance(horizon, int | float) or not horizon >= 0:
+        raise ValidationError("horizon", f"must be a number of seconds >= 0, got {horizon!r}")
+    if campaign is None:
+        raise JournalError(f"the broadcast store {path} has no campaign yet")
+    return await asyncio.to_thread(build_report, path, campaign, float(horizon), now)
+
+
+def build_report(
+    path: Path, campaign: str, horizon: float, now: float, ttl: float = DEDUP_TTL
+) -> DeliveryReport:
+    """The delivery report of ``campaign``, read on a connection of its own (in a thread)."""
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+    try:
+        db.execute("PRAGMA query_only = ON")
+        db.execute("BEGIN")  # one snapshot: the counts and the failures agree
+        counts = [int(n) for n in db.execute(_COUNTS, (campaign, now - horizon)).fetchone()]
+        groups = db.execute(_FAILURES, (campaign,)).fetchall()
+        prefix = callback_tag(campaign, "")[:TAG_CAMPAIGN]
+        orphans = db.execute(_ORPHAN_COUNT, (now - ttl, prefix)).fetchone()[0]
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot read the broadcast store {path}: {exc}") from None
+    finally:
+        db.close()
+    messages, accepted, settled, unknown, rejected, cancelled, pending = counts[:7]
+    delivered, read, undelivered, unconfirmed = counts[7:]
+    return DeliveryReport(
+        campaign=campaign,
+        messages=messages,
+        accepted=accepted,
+        unknown_settled=settled,
+        unknown=unknown,
+        rejected=rejected,
+        cancelled=cancelled,
+        pending=pending,
+        sent=accepted + settled,
+        delivered=delivered,
+        read=read,
+        undelivered=undelivered,
+        unconfirmed=unconfirmed,
+        failures=_failures(groups),
+        orphans=orphans,
+        horizon=horizon,
+        generated_at=now,
+    )
+
+
+def _failures(groups: list[tuple[Any, ...]]) -> tuple[FailureCount, ...]:
+    merged: dict[tuple[str, str, int | None], list[Any]] = {}
+    for status, reason, code, title, count in groups:
+        code = code if isinstance(code, int) else None
+        fallback = "undelivered" if status == "undelivered" else "other"
+        word = (reason if isinstance(reason, str) else None) or code_reason(code) or fallback
+        entry = merged.setdefault((status, word, code), [meaning(code) or title or "", 0])
+        entry[1] += count
+    failures = [
+        FailureCount(status=status, reason=reason, code=code, meaning=str(what), count=count)
+        for (status, reason, code), (what, count) in merged.items()
+    ]
+    failures.sort(key=lambda f: (-f.count, f.status, f.reason, f.code or 0))
+    return tuple(failures)
+
+
+def in_doubt(db: sqlite3.Connection, campaign: str) -> Iterator[dict[str, Any]]:
+    """The messages of ``campaign`` still in doubt, in claim order (see BroadcastStore)."""
+    for row in db.execute(_IN_DOUBT, (campaign,)).fetchall():
+        record = dict(zip(_FIELDS + _FIELDS_2, row, strict=True))
+        for name in ("campaign", "key"):
+            record[name] = text(record[name])
+        for name in _TIMES:
+            record[name] = _iso(record[name])
+        yield record
+
+
+def _iso(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    with contextlib.suppress(OverflowError, OSError, ValueError):
+        at = datetime.datetime.fromtimestamp(value, datetime.UTC)
+        return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None
