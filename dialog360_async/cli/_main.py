@@ -1,6 +1,7 @@
 """The ``dialog360`` command-line tool (also ``python -m dialog360_async``).
 
 Sends one message, manages the blocklist, runs a resumable broadcast from a JSONL or CSV file,
+receives its status webhooks into the broadcast store and reports what became of its messages,
 and runs an offline demo broadcast against the bundled fake server. Expected failures end in
 one ``dialog360: ...`` line on stderr: exit 1 for API and file errors, 2 for bad usage or input,
 3 for a broadcast with a halted channel, 130 after Ctrl-C. The API key is never printed.

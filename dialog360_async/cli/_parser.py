@@ -15,6 +15,8 @@ from .._version import __version__
 from ._broadcast import broadcast
 from ._commands import PROG, block, blocked, demo, report, run, send
 from ._distributed import add_campaign_commands, add_distributed_options
+from ._report import delivery_report, unknown
+from ._webhook import serve
 
 __all__ = ["GLOBAL_DEFAULTS", "Parser", "build_parser", "option_names", "without_values"]
 
@@ -155,6 +157,55 @@ def _global_options(parser: argparse.ArgumentParser, *, shown: bool) -> None:
     )
 
 
+_DB_HELP = "a broadcast store (the --journal of a broadcast); must exist"
+
+
+def _delivery_commands(command: Callable[..., Any], commands: Any, common: Parser) -> None:
+    sub = command("report", delivery_report, "print a broadcast's delivery report")
+    sub.add_argument("db", metavar="DB", help=_DB_HELP)
+    sub.add_argument("--campaign", help="the campaign (default: the store's last one)")
+    sub.add_argument("--html", metavar="FILE", help="also write the report as one HTML page")
+    sub.add_argument(
+        "--horizon",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="a send without any status this long after is unconfirmed (3600)",
+    )
+
+    sub = command("unknown", unknown, "list a broadcast's messages in doubt, as JSONL")
+    sub.add_argument("db", metavar="DB", help=_DB_HELP)
+    sub.add_argument("--campaign", help="the campaign (default: the store's last one)")
+    sub.add_argument("--output", metavar="FILE", help="write the JSONL here (default: stdout)")
+
+    text = "receive 360dialog webhooks"
+    webhook = commands.add_parser("webhook", help=text, description=text)
+    actions = webhook.add_subparsers(dest="action", metavar="ACTION", required=True)
+    text = "receive status webhooks into a broadcast store until SIGINT or SIGTERM"
+    sub = actions.add_parser(
+        "serve", help=text, description=f"{text}; prints its URL.", parents=[common]
+    )
+    sub.set_defaults(handler=serve)
+    sub.add_argument(
+        "--db", required=True, metavar="DB", help="the broadcast store (created if missing)"
+    )
+    sub.add_argument("--port", required=True, type=int, help="TCP port, 0 = any free one")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    sub.add_argument("--path", default="/webhook", help="the webhook's URL path (/webhook)")
+    sub.add_argument(
+        "--auth-header",
+        action="append",
+        metavar="NAME:VALUE",
+        help="a header every POST must carry, as set with the webhook URL; repeatable "
+        "(command lines are visible to other users of the machine)",
+    )
+    sub.add_argument(
+        "--signature-secret-env",
+        metavar="VAR",
+        help="check x-360dialog-signature with the partner secret in this environment variable",
+    )
+
+
 def build_parser() -> Parser:
     """The parser of the whole command line; each command sets its ``handler``."""
     parser = Parser(
@@ -198,7 +249,7 @@ def build_parser() -> Parser:
     sub.add_argument("users", nargs="+", metavar="USER")
     command("blocked", run(blocked), "list blocked users, one wa_id per line")
 
-    sub = command("report", report, "report a user to WhatsApp (On-Premise only)")
+    sub = command("report-user", report, "report a user to WhatsApp (On-Premise only)")
     sub.add_argument("user", metavar="USER")
     sub.add_argument("--reason", help="why, under 60 characters")
     sub.add_argument("--block", action="store_true", help="block the user too")
@@ -221,6 +272,13 @@ def build_parser() -> Parser:
     sub.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
     sub.add_argument("--rate", type=float, default=80.0, help="msg/s, 0 = no limit (80)")
     sub.add_argument(
+        "--outage-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="a channel unreachable this long ends its messages failed, unreachable (60)",
+    )
+    sub.add_argument(
         "--journal", metavar="FILE", help="record every send in this SQLite file (a BroadcastStore)"
     )
     sub.add_argument(
@@ -228,6 +286,8 @@ def build_parser() -> Parser:
     )
     add_distributed_options(sub)
     add_campaign_commands(commands, common)
+
+    _delivery_commands(command, commands, common)
 
     sub = command(
         "demo",
