@@ -25,6 +25,7 @@ from ._outcomes import BulkStats, BulkSummary, Outcome
 from ._partner import PartnerClient
 from ._pool import SessionPool
 from ._ratelimit import Limiter, RateLimiter
+from ._report import DeliveryReport, FailureCount
 from ._results import (
     BlocklistPage,
     BlockResult,
@@ -37,6 +38,7 @@ from ._results import (
 from ._retry import RetryPolicy
 from ._secret import Secret
 from ._store import BroadcastStore
+from ._store_file import callback_tag
 from ._version import __version__
 from .errors import (
     APIError,
@@ -51,6 +53,7 @@ from .errors import (
     ServerError,
     SpamRateLimitError,
     TransportError,
+    UnreachableError,
     ValidationError,
 )
 
@@ -67,12 +70,14 @@ __all__ = [
     "Contact",
     "ContactStatus",
     "ContactsMessage",
+    "DeliveryReport",
     "DeliveryUnknownError",
     "Dialog360Client",
     "Dialog360Error",
     "Email",
     "ErrorDetail",
     "FailedUser",
+    "FailureCount",
     "InvalidParameterError",
     "JournalError",
     "Ledger",
@@ -98,9 +103,11 @@ __all__ = [
     "SessionPool",
     "SpamRateLimitError",
     "TransportError",
+    "UnreachableError",
     "Url",
     "UserRef",
     "ValidationError",
     "__version__",
+    "callback_tag",
     "message_key",
 ]

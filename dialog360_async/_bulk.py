@@ -38,6 +38,7 @@ from ._bulk_run import (
     wrap_unexpected,
 )
 from ._cloud import Dialog360Client
+from ._gate import Gate, halts_channel, unsent_by_gate, waits
 from ._journal import JournalError, Ledger, check_name
 from ._middleware import AttemptReport, RetryMiddleware
 from ._models import ContactsMessage, LocationMessage, Message
@@ -45,10 +46,10 @@ from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome, Status
 from ._store import BroadcastStore
 from .errors import (
+    APIError,
     DeliveryUnknownError,
     Dialog360Error,
     PairRateLimitError,
-    SpamRateLimitError,
     ValidationError,
 )
 
@@ -69,6 +70,10 @@ class BulkSender:
             sends with its limiter (by default the one every client of its key shares, 80
             msg/s; none for a client built with ``rate_limit=None``). A number of messages per
             second re-rates that limiter, or paces the sends of a client without one.
+        outage_timeout: seconds a channel may fail to reach its server (no answer, nothing
+            sent) before its remaining messages end ``"failed"`` with
+            :class:`UnreachableError`. Until then throttling and such failures make the channel
+            wait (one backoff shared by its workers) and never fail a message.
         journal: path of a :class:`BroadcastStore` (one SQLite file per broadcast), a store,
             or any :class:`Ledger`. Running again with the same journal resumes: sent messages
             are ``"skipped"``, those in doubt ``"unknown"`` (never resent).
@@ -91,6 +96,7 @@ class BulkSender:
         *,
         concurrency: int = 32,
         rate_limit: float | Literal["channel"] | None = CHANNEL,
+        outage_timeout: float = 60.0,
         journal: str | os.PathLike[str] | Ledger | None = None,
         key: Callable[[Message], str] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
@@ -98,9 +104,12 @@ class BulkSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        check_arguments(concurrency, rate_limit, journal, key, on_outcome, grace, sleep, clock)
+        check_arguments(
+            concurrency, rate_limit, outage_timeout, journal, key, on_outcome, grace, sleep, clock
+        )
         self.concurrency = concurrency
         self.rate_limit = rate_limit or None  # 0 is None
+        self.outage_timeout = float(outage_timeout)
         self.journal = journal
         self.campaign: str | None = None
         """The campaign of the current (or last) run."""
@@ -123,7 +132,14 @@ class BulkSender:
             )
         found = channels.get(id(client))
         if found is None:
-            found = Channel(client, f"channel-{len(channels) + 1}", self.rate_limit)
+            found = Channel(
+                client,
+                f"channel-{len(channels) + 1}",
+                self.rate_limit,
+                self.outage_timeout,
+                self._clock,
+                self._sleep,
+            )
             channels[id(client)] = found
         return found
 
@@ -173,6 +189,8 @@ class BulkSender:
         # A journal that cannot be used raises here: nothing is sent.
         self._book, self.store, self.campaign, end = await open_journal(self.journal, campaign)
         self.stats = BulkStats(clock=self._clock, started=self._clock(), campaign=self.campaign)
+        if self._default is not None:  # a fresh gate each run: a halt or outage ends with it
+            self._default = self._channel_for(self._default.client, {})
         self._channels = {} if self._default is None else {id(self._default.client): self._default}
         workers = [asyncio.create_task(self._work(run, slot)) for slot in run.slots]
         finished = False
@@ -253,8 +271,9 @@ class BulkSender:
 
     async def _attempt(self, run: Run, slot: Slot, job: Job) -> Outcome:
         channel = job.channel
-        if channel.halted is not None:
-            return self._unsent(job, channel.halted)
+        gate = channel.gate
+        if gate.closed is not None:
+            return self._closed(job, gate)
         report = job.report
         book = self._book if job.key is not None else None
         claimed = False
@@ -269,6 +288,7 @@ class BulkSender:
                 budget=channel.client.retry_budget,
                 limiter=channel.limiter,
                 report=report,
+                gate=gate,
             )
             if book is not None and job.key is not None:
                 if run.stopped is not None:
@@ -285,7 +305,13 @@ class BulkSender:
                 claimed = True
                 if self.store is not None and channel.limiter is None and slot.ahead is None:
                     await self._claim_ahead(run, slot, self.store)
-            result = await channel.client._deliver(job.message, (middleware,))
+            # Cloud sends carry the row's callback tag: its status webhooks name it, so a send
+            # whose answer was lost (unknown) is settled by them (design.md, broadcast store).
+            tag = None
+            if claimed and self.store is not None and channel.tags:
+                tag = self.store.callback_for(cast(str, job.key))
+            result = await channel.client._deliver(job.message, (middleware,), callback_data=tag)
+            gate.succeeded()
             latency = time.monotonic() - report.started_at  # the limiter wait is not latency
         except asyncio.CancelledError:
             outcome = interrupted(job, report)
@@ -357,10 +383,15 @@ class BulkSender:
         return cancelled(job, error)
 
     def _failed(self, run: Run, job: Job, exc: Exception, report: AttemptReport) -> Outcome:
+        gate = job.channel.gate
+        if unsent_by_gate(exc, gate) or (gate.down is not None and waits(exc)):
+            return self._closed(job, gate, report.attempts)  # not sent: the channel closed
         status: Status = "unknown" if isinstance(exc, DeliveryUnknownError) else "failed"
-        if isinstance(exc, SpamRateLimitError) and job.channel.halted is None:
-            job.channel.halted = exc  # stop this channel's campaign; the others go on
+        if halts_channel(exc) and gate.halted is None:
+            gate.halt(cast(Dialog360Error, exc))  # stop this channel's campaign; others go on
             self.stats.halted[job.channel.label] = str(exc)
+        if isinstance(exc, APIError) and not waits(exc):
+            gate.succeeded()  # an answer: the server is reachable
         if isinstance(exc, PairRateLimitError):
             report.pair_limited = True
         if isinstance(exc, JournalError) and run.stopped is None:
@@ -370,6 +401,17 @@ class BulkSender:
             exc = wrap_unexpected(exc)
         return Outcome(
             message=job.message, status=status, error=exc, attempts=report.attempts, key=job.key
+        )
+
+    def _closed(self, job: Job, gate: Gate, attempts: int = 0) -> Outcome:
+        """A message its closed channel did not send: ``cancelled`` with the reason of a halt,
+        ``failed`` when the channel stayed unreachable."""
+        if gate.down is None:
+            return self._unsent(job, gate.halted)
+        if job.claimed and self.store is not None and job.key is not None:
+            self.store.release(job.key)
+        return Outcome(
+            message=job.message, status="failed", error=gate.down, attempts=attempts, key=job.key
         )
 
     async def _emit(self, run: Run, outcome: Outcome) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Final, Protocol, cast
 from . import _json
 from ._cloud import Dialog360Client
 from ._converter import unstructure
+from ._gate import Gate
 from ._journal import JournalError, Ledger, State, new_campaign
 from ._middleware import AttemptReport
 from ._models import Message
@@ -22,7 +23,7 @@ from ._outcomes import Outcome
 from ._ratelimit import Limiter, RateLimiter
 from ._retry import PairBackoff
 from ._store import BroadcastStore
-from .errors import DeliveryUnknownError, Dialog360Error, SpamRateLimitError, ValidationError
+from .errors import DeliveryUnknownError, Dialog360Error, ValidationError
 
 __all__ = [
     "END",
@@ -118,11 +119,19 @@ class LedgerBook:
 
 
 class Channel:
-    """Per-channel state: its limiter, pair-limit spacing, and whether it was halted."""
+    """Per-channel state: its limiter, pair-limit spacing, and its gate (pause, outage, halt)."""
 
-    __slots__ = ("client", "halted", "label", "limiter", "pair", "policy")
+    __slots__ = ("client", "gate", "label", "limiter", "pair", "policy", "tags")
 
-    def __init__(self, client: Sender, label: str, rate: float | str | None) -> None:
+    def __init__(
+        self,
+        client: Sender,
+        label: str,
+        rate: float | str | None,
+        outage_timeout: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
         self.client = client
         self.label = label
         # The limit belongs to the channel: the client's limiter (by default the one every
@@ -137,7 +146,8 @@ class Channel:
                 self.limiter = RateLimiter(rate)
         self.pair = PairBackoff()
         self.policy = client._policy
-        self.halted: SpamRateLimitError | None = None
+        self.gate = Gate(self.policy, outage_timeout, clock, sleep)
+        self.tags = isinstance(client, Dialog360Client)  # On-Premise has no callback data
 
 
 class Job:
@@ -247,6 +257,7 @@ def wrap_unexpected(exc: Exception) -> Dialog360Error:
 def check_arguments(
     concurrency: object,
     rate_limit: object,
+    outage_timeout: object,
     journal: object,
     key: object,
     on_outcome: object,
@@ -260,6 +271,10 @@ def check_arguments(
     if not (rate_limit is None or rate_limit == "channel" or _non_negative(rate_limit)):
         raise ValidationError(
             "rate_limit", f"must be 'channel', a number >= 0 or None, got {rate_limit!r}"
+        )
+    if not _non_negative(outage_timeout):
+        raise ValidationError(
+            "outage_timeout", f"must be a number of seconds >= 0, got {outage_timeout!r}"
         )
     if not _non_negative(grace):
         raise ValidationError("grace", f"must be a number of seconds >= 0, got {grace!r}")

@@ -19,6 +19,7 @@ import time
 
 from ._attempt import Attempt, Failure, Reply, interrupted
 from ._error_parser import parse_error
+from ._gate import Gate, waits
 from ._ratelimit import Limiter
 from ._retry import RetryBudget, RetryPolicy
 from .errors import APIError, PairRateLimitError, RateLimitError, ServerError
@@ -61,11 +62,14 @@ class RetryMiddleware:
         budget: the client's retry budget; when it runs dry, failures surface at once.
         limiter: paces every attempt (sends only) and slows down on throughput errors.
         report: filled in with the attempts of the one request this instance serves.
+        gate: a bulk run's channel gate: every attempt waits out its pause first and, once
+            paced, is not made when the channel has closed.
     """
 
     __slots__ = (
         "_budget",
         "_clock",
+        "_gate",
         "_idempotent",
         "_limiter",
         "_policy",
@@ -82,8 +86,10 @@ class RetryMiddleware:
         budget: RetryBudget,
         limiter: Limiter | None = None,
         report: AttemptReport | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._report = report
+        self._gate = gate
         self._policy = policy
         self._idempotent = idempotent
         self._budget = budget
@@ -96,6 +102,9 @@ class RetryMiddleware:
         """Run ``attempt`` until it succeeds or the policy says stop; return the last outcome."""
         # The fast path (a first attempt that succeeds) does as little as possible: every
         # send goes through it. The retry loop lives in _retry.
+        gate = self._gate
+        if gate is not None:
+            await gate.wait()
         if self._policy.deadline is None:
             started = 0.0
             remaining = None
@@ -110,13 +119,18 @@ class RetryMiddleware:
             remaining = await self._pace(started)
             if remaining is None:  # the pacing took it all
                 return _out_of_time()
+        round = 0
+        if gate is not None:
+            if (closed := gate.check()) is not None:
+                return closed
+            round = gate.round
         if self._report is not None:
             self._report.attempts = 1
             self._report.started = True
             self._report.started_at = time.monotonic()
         outcome = await attempt(remaining)
         if type(outcome) is not Reply or outcome.status >= 300:
-            return await self._retry(attempt, described, started, outcome)
+            return await self._retry(attempt, described, started, outcome, round)
         self._budget.on_success(0)
         if self._limiter is not None:
             self._limiter.on_success()
@@ -125,8 +139,17 @@ class RetryMiddleware:
         return outcome
 
     async def _retry(
-        self, attempt: Attempt, described: str, started: float, outcome: Reply | Failure
+        self,
+        attempt: Attempt,
+        described: str,
+        started: float,
+        outcome: Reply | Failure,
+        round: int,
     ) -> Reply | Failure:
+        # With a gate (a bulk run), what waits (throttled, nothing sent) is the channel's
+        # trouble: the channel's shared pause is the backoff, and it costs no attempt from the
+        # policy and nothing from the budget; the gate ends it after outage_timeout.
+        gate = self._gate
         taken = 0
         pair_strikes = 0
         doubtful = False  # an earlier attempt may have been processed
@@ -134,7 +157,9 @@ class RetryMiddleware:
         while True:
             if type(outcome) is Failure:
                 delay = None
-                if outcome.retryable and (
+                if gate is not None and outcome.retryable and not outcome.sent:
+                    delay = 0.0 if gate.failed(outcome.reason, None, round) else None
+                elif outcome.retryable and (
                     not outcome.sent or self._idempotent or self._policy.retry_ambiguous
                 ):
                     delay = self._plan(number, started, None)
@@ -154,8 +179,15 @@ class RetryMiddleware:
                 error = outcome.error = parse_error(
                     outcome.status, outcome.body, outcome.headers, described
                 )
-                delay, ambiguous = self._decide(error, number, started, pair_strikes)
-                delay, taken = self._charge(delay, taken)
+                if gate is not None and waits(error):
+                    if self._limiter is not None and error.code in _THROUGHPUT_CODES:
+                        self._limiter.slow_down()
+                    retry_after = getattr(error, "retry_after", None)
+                    delay = 0.0 if gate.failed(error, retry_after, round) else None
+                    ambiguous = False
+                else:
+                    delay, ambiguous = self._decide(error, number, started, pair_strikes)
+                    delay, taken = self._charge(delay, taken)
                 if isinstance(error, PairRateLimitError):
                     pair_strikes += 1
                     if self._report is not None:
@@ -167,6 +199,8 @@ class RetryMiddleware:
             doubtful = doubtful or ambiguous
             try:
                 await self._sleep(delay)
+                if gate is not None:
+                    await gate.wait()
                 if self._policy.deadline is None and self._limiter is not None:
                     await self._limiter.acquire()
             except asyncio.CancelledError:
@@ -180,6 +214,11 @@ class RetryMiddleware:
                 if remaining is None:  # the waits took what was left: the last outcome stands
                     outcome.doubtful = doubtful
                     return outcome
+            if gate is not None:
+                if (closed := gate.check()) is not None:
+                    closed.doubtful = doubtful
+                    return closed
+                round = gate.round
             if self._report is not None:
                 self._report.attempts = number
             outcome = await attempt(remaining)

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from . import _validation as v
 from ._base import MessagingClient
 from ._converter import structure_response, unstructure
+from ._gate import halts_channel
 from ._models import Message
 from ._results import (
     BlocklistPage,
@@ -23,33 +24,17 @@ from ._results import (
     UserRef,
 )
 from ._wire import BlocklistResponse, ContactsResponse
-from .errors import (
-    APIError,
-    AuthenticationError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServerError,
-    ValidationError,
-)
+from .errors import APIError, RateLimitError, ServerError, ValidationError
 
 __all__ = ["DEFAULT_ON_PREMISE_URL", "OnPremiseClient"]
 
 DEFAULT_ON_PREMISE_URL = "https://waba.360dialog.io"
-_ACCOUNT_LOCKED = 131031  # Meta: the business account is locked
-# 360dialog's 400 "Your WhatsApp for Business API has been disabled" (360dialog-api.md §3.2).
-_DISABLED = "has been disabled"
 
 
 def _fails_whole_call(error: APIError) -> bool:
     # These concern the key, the rate, the server or the channel, not the one user: every later
     # request would fail the same way, so the loop stops and raises (design.md, hardening).
-    return (
-        isinstance(
-            error, AuthenticationError | PermissionDeniedError | RateLimitError | ServerError
-        )
-        or error.code == _ACCOUNT_LOCKED
-        or _DISABLED in (error.message or "").lower()
-    )
+    return halts_channel(error) or isinstance(error, RateLimitError | ServerError)
 
 
 class OnPremiseClient(MessagingClient):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
+from ._codes import failure_reason, meaning
 from ._models import Message
+from ._report import FailureCount
 from ._results import SentMessage
 
-__all__ = ["BulkStats", "BulkSummary", "Outcome", "Status"]
+__all__ = ["BulkStats", "BulkSummary", "Outcome", "Status", "reason_of"]
 
 Status = Literal["sent", "failed", "unknown", "skipped", "cancelled"]
 
@@ -24,7 +26,8 @@ class Outcome:
     ``status`` is one of ``"sent"``; ``"failed"`` (the API refused it, or it could not be sent);
     ``"unknown"`` (it may or may not have been delivered: never resent automatically);
     ``"skipped"`` (already sent according to the journal); ``"cancelled"`` (taken but never
-    attempted: the run was cancelled or stopped, or its channel hit the spam limit).
+    attempted: the run was cancelled or stopped, or its channel was halted by a credential,
+    permission or account failure or the spam limit).
     """
 
     message: Message
@@ -42,6 +45,23 @@ class Outcome:
     def ok(self) -> bool:
         """True only for ``"sent"``."""
         return self.status == "sent"
+
+
+_MAX_REASONS = 64  # distinct (status, reason, code) kept; the rest count as "other"
+
+
+def reason_of(outcome: Outcome) -> tuple[str, int | None, str]:
+    """``(reason, code, meaning)`` of an outcome that is not sent or skipped (see
+    :class:`FailureCount` for the reasons)."""
+    error = outcome.error
+    if error is None:
+        return ("interrupted", None, "the run stopped before this message was sent")
+    code = getattr(error, "code", None)
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    reason = failure_reason(error)
+    title = getattr(error, "message", None)
+    words = meaning(code) or (title if isinstance(title, str) and title else str(error))
+    return (reason, code, words[:200])
 
 
 class _Latencies:
@@ -86,7 +106,10 @@ class BulkStats:
     retries: int = 0
     in_flight: int = 0
     halted: dict[str, str] = attrs.Factory(dict)
-    """Channels stopped by the spam limit (131048): channel label -> reason."""
+    """Channels halted (a credential, permission or account failure, the spam limit):
+    channel label -> the error."""
+    reasons: dict[tuple[str, str, int | None], list[Any]] = attrs.Factory(dict)
+    """``(status, reason, code) -> [meaning, count]`` of the outcomes not sent or skipped."""
     campaign: str | None = None
     """The campaign the run sends (the store's, when it keeps one)."""
     stopped: str | None = None
@@ -115,7 +138,17 @@ class BulkStats:
 
     def count(self, outcome: Outcome) -> None:
         """Add one outcome."""
-        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        status = outcome.status
+        setattr(self, status, getattr(self, status) + 1)
+        if status != "sent" and status != "skipped":
+            reason, code, words = reason_of(outcome)
+            key = (status, reason, code)
+            found = self.reasons.get(key)
+            if found is None:
+                if len(self.reasons) >= _MAX_REASONS:
+                    key, words = (status, "other", None), "other reasons"
+                found = self.reasons.setdefault(key, [words, 0])
+            found[1] += 1
         self.retries += max(0, outcome.attempts - 1)
         if outcome.latency is not None and outcome.status == "sent":
             self.latencies.add(outcome.latency)
@@ -135,6 +168,17 @@ class BulkStats:
             p50_latency=self.latencies.percentile(0.50),
             p99_latency=self.latencies.percentile(0.99),
             halted=tuple(f"{k}: {v}" for k, v in self.halted.items()),
+            failures=tuple(
+                sorted(
+                    (
+                        FailureCount(
+                            status=status, reason=reason, code=code, meaning=words, count=count
+                        )
+                        for (status, reason, code), (words, count) in self.reasons.items()
+                    ),
+                    key=lambda f: (-f.count, f.status, f.reason, f.code or 0),
+                )
+            ),
             campaign=self.campaign,
             stopped=self.stopped,
         )
@@ -159,7 +203,9 @@ class BulkSummary:
     """Median seconds per sent message (retries included), ±1 %."""
     p99_latency: float | None
     halted: tuple[str, ...] = ()
-    """Channels stopped by the spam limit, with the reason."""
+    """Channels halted (credentials, permission, account, spam limit), with the error."""
+    failures: tuple[FailureCount, ...] = ()
+    """The failed, unknown and cancelled messages by reason and error code, largest first."""
     campaign: str | None = None
     """The campaign the run sent."""
     stopped: str | None = None
@@ -188,6 +234,7 @@ class BulkSummary:
             f"latency:   p50 {ms(self.p50_latency)}, p99 {ms(self.p99_latency)}",
         ]
         lines += [f"halted:    {reason}" for reason in self.halted]
+        lines += [f"reason:    {failure}" for failure in self.failures]
         if self.stopped is not None:
             lines.append(f"stopped:   {self.stopped}")
         return "\n".join(lines)

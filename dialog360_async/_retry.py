@@ -249,7 +249,9 @@ class RetryBudget:
         self.timeout_cost = timeout_cost
         self.no_retry_refund = no_retry_refund
         self._available = capacity
-        self.warned = False  # set by the first caller that finds it empty; reset on refill
+        # Set by the first caller that finds it empty; reset once it is full again, so that a
+        # flapping outage (drained, a refund, drained again) warns once, not at every drain.
+        self.warned = False
 
     def acquire(self, *, timeout: bool = False) -> int | None:
         """Pay for one retry.
@@ -269,7 +271,7 @@ class RetryBudget:
     def release(self, amount: int) -> None:
         """Give ``amount`` back, never above capacity."""
         self._available = min(self.capacity, self._available + max(amount, 0))
-        if not self.exhausted:
+        if self._available >= self.capacity:
             self.warned = False
 
     def on_success(self, taken: int = 0) -> None:

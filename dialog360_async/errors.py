@@ -14,7 +14,8 @@ One tree; catch the node that matches what you can handle::
     │   ├── InvalidParameterError  codes 100, 1009, 131008; HTTP 422
     │   └── ServerError            5xx; codes 1, 2, 131000, 131016
     └── TransportError             the request could not be completed
-        └── DeliveryUnknownError   a send that may have reached the server; never retried by default
+        ├── DeliveryUnknownError   a send that may have reached the server; never retried by default
+        └── UnreachableError       a bulk run's channel stayed unreachable for its outage_timeout
 
 Every error's text is built from redacted fields only: the API key and request headers never
 appear in ``str``, ``repr`` or ``args``. Every error pickles and copies with its attributes
@@ -40,6 +41,7 @@ __all__ = [
     "ServerError",
     "SpamRateLimitError",
     "TransportError",
+    "UnreachableError",
     "ValidationError",
 ]
 
@@ -224,3 +226,13 @@ class DeliveryUnknownError(TransportError):
     ) -> None:
         super().__init__(message, request=request, sent=True, retryable=False)
         self.cause = cause
+
+
+class UnreachableError(TransportError):
+    """A bulk run's channel failed to reach its server for ``outage_timeout`` seconds.
+
+    Nothing was sent: the message may be sent again (a resume does).
+    """
+
+    def __init__(self, message: str, *, request: str | None = None) -> None:
+        super().__init__(message, request=request, sent=False, retryable=False)

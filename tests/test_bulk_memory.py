@@ -17,7 +17,9 @@ SENT = SentMessage(message_id="wamid.stub")
 class NoNetworkClient(Dialog360Client):
     """Goes through the real sender; only the HTTP exchange is replaced."""
 
-    async def _deliver(self, message: Any, middlewares: Any = None) -> SentMessage:
+    async def _deliver(
+        self, message: Any, middlewares: Any = None, *, callback_data: str | None = None
+    ) -> SentMessage:
         await asyncio.sleep(0)
         return SENT
 

@@ -150,7 +150,7 @@ async def test_on_premise_block_with_reason_and_report(cli: Cli, fake: FakeDialo
     assert fake.requests[-1].json == {"reason": "spam"}
     assert await cli("--on-premise", "blocked") == 0
     assert cli.out == "15550001\n"
-    argv = ["report", USERS[1], "--reason", "abuse", "--block", "--message-id", "gBGH1"]
+    argv = ["report-user", USERS[1], "--reason", "abuse", "--block", "--message-id", "gBGH1"]
     assert await cli("--on-premise", *argv) == 0, cli.err
     assert cli.out == f"reported {USERS[1]} and blocked\n"
     assert fake.requests[-1].json == {"block": True, "reason": "abuse", "message_id": "gBGH1"}
@@ -158,7 +158,7 @@ async def test_on_premise_block_with_reason_and_report(cli: Cli, fake: FakeDialo
 
 
 async def test_cloud_only_refusals_exit_2(cli: Cli, fake: FakeDialog360) -> None:
-    assert await cli("report", USERS[0]) == 2
+    assert await cli("report-user", USERS[0]) == 2
     assert cli.err == (
         "dialog360: report needs --on-premise: the Cloud API has no report endpoint\n"
     )
@@ -218,7 +218,17 @@ async def test_broadcast_jsonl_to_stdout(cli: Cli, fake: FakeDialog360, tmp_path
     assert all(str(r["message_id"]).startswith("wamid.") for r in results)
     assert results[1]["key"] == "k1"
     assert str(results[0]["key"]).startswith("+15550001:")
-    assert set(results[0]) == {"key", "to", "status", "message_id", "error", "code", "attempts"}
+    assert set(results[0]) == {
+        "key",
+        "to",
+        "status",
+        "message_id",
+        "error",
+        "code",
+        "reason",
+        "attempts",
+    }
+    assert results[0]["reason"] is None  # sent: no reason
     assert results[0]["attempts"] == 1 and results[0]["error"] is None
     assert "sent:      3" in cli.err
     assert fake.sends == {u.lstrip("+"): 1 for u in USERS}
@@ -413,7 +423,7 @@ async def test_subprocess_against_fake_server_subcommand() -> None:
         code, out, err = await _run(*argv, env=_env(D360_API_KEY=API_KEY))
         assert code == 0, err
         assert out.startswith("wamid.")
-        code, out, err = await _run("--base-url", url, "report", USERS[0])
+        code, out, err = await _run("--base-url", url, "report-user", USERS[0])
         assert code == 2
         assert "--on-premise" in err
     finally:

@@ -24,6 +24,7 @@ from dialog360_async.errors import (
     RateLimitError,
     ServerError,
     TransportError,
+    UnreachableError,
     ValidationError,
 )
 from dialog360_async.testing import FakeDialog360, FakeResponse
@@ -81,6 +82,8 @@ def _sample(cls: type[Dialog360Error]) -> Dialog360Error:
         return cls("Not engaged contact", **{**API_FIELDS, "status": 400, "retryable": False})
     if issubclass(cls, DeliveryUnknownError):
         return cls("delivery unknown (ServerError)", request="POST /messages", cause=CAUSE)
+    if issubclass(cls, UnreachableError):
+        return cls("unreachable for 60.0 s", request="POST /messages")
     if issubclass(cls, TransportError):
         return cls("ServerTimeoutError", request="GET /block_users", sent=False, retryable=False)
     try:

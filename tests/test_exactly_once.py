@@ -89,8 +89,13 @@ async def scenario(
                 if cancel_after is not None and len(first) >= cancel_after:
                     enough.set()
 
+            # A dead channel waits out its outage_timeout (then: failed, unreachable).
             sender = BulkSender(
-                concurrency=concurrency, rate_limit=None, journal=store, on_outcome=collect
+                concurrency=concurrency,
+                rate_limit=None,
+                outage_timeout=0.3,
+                journal=store,
+                on_outcome=collect,
             )
             task = asyncio.create_task(sender.send_all(items))
             if cancel_after is not None:
@@ -107,7 +112,11 @@ async def scenario(
 
             second: list[Outcome] = []
             resumed = BulkSender(
-                concurrency=concurrency, rate_limit=None, journal=store, on_outcome=second.append
+                concurrency=concurrency,
+                rate_limit=None,
+                outage_timeout=0.3,
+                journal=store,
+                on_outcome=second.append,
             )
             summary = await asyncio.wait_for(resumed.send_all(items), timeout=60)
         finally:

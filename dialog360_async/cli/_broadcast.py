@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from .._bulk import BulkSender, message_key
 from .._models import Message
-from .._outcomes import Outcome
+from .._outcomes import Outcome, reason_of
 from ..errors import DeliveryUnknownError
 from ._commands import Client, make_client, say
 from ._demo import send_with_progress
@@ -95,8 +95,8 @@ def broadcast(args: argparse.Namespace) -> int:
     if args.distributed:
         return broadcast_distributed(args)
     _check_journal(args)
-    if args.concurrency < 1 or args.rate < 0:
-        raise UsageError("--concurrency must be >= 1 and --rate >= 0")
+    if args.concurrency < 1 or args.rate < 0 or not args.outage_timeout >= 0:
+        raise UsageError("--concurrency must be >= 1, --rate and --outage-timeout >= 0")
     # Before reading the input: a missing key should fail fast. --rate is the channel's limit
     # (0: the client is not paced at all).
     client = make_client(args, rate_limit=args.rate or None)
@@ -118,6 +118,7 @@ def _result(outcome: Outcome) -> dict[str, Any]:
         "message_id": None if outcome.result is None else outcome.result.message_id,
         "error": None if error is None else str(error) or type(error).__name__,
         "code": code,
+        "reason": None if outcome.status in ("sent", "skipped") else reason_of(outcome)[0],
         "attempts": outcome.attempts,
     }
 
@@ -145,6 +146,7 @@ async def _broadcast(
         client,
         concurrency=args.concurrency,
         rate_limit=args.rate or None,
+        outage_timeout=args.outage_timeout,
         journal=args.journal,
         key=key,
         on_outcome=write,
