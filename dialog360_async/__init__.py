@@ -38,7 +38,6 @@ from ._results import (
 from ._retry import RetryPolicy
 from ._secret import Secret
 from ._store import BroadcastStore
-from ._store_file import callback_tag
 from ._version import __version__
 from .errors import (
     APIError,
@@ -108,6 +107,5 @@ __all__ = [
     "UserRef",
     "ValidationError",
     "__version__",
-    "callback_tag",
     "message_key",
 ]

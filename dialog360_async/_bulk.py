@@ -308,8 +308,8 @@ class BulkSender:
             # Cloud sends carry the row's callback tag: its status webhooks name it, so a send
             # whose answer was lost (unknown) is settled by them (design.md, broadcast store).
             tag = None
-            if claimed and self.store is not None and channel.tags:
-                tag = self.store.callback_for(cast(str, job.key))
+            if claimed and book is not None and channel.tags:
+                tag = book.callback_for(cast(str, job.key))
             result = await channel.client._deliver(job.message, (middleware,), callback_data=tag)
             gate.succeeded()
             latency = time.monotonic() - report.started_at  # the limiter wait is not latency

@@ -67,15 +67,23 @@ class Book(Protocol):
 
     async def record_outcome(self, outcome: Outcome) -> None: ...
 
+    def callback_for(self, key: str) -> str | None: ...
+
 
 class LedgerBook:
     """A Ledger seen as a Book: a settle that fails is logged, never the run's end, and a
     cancellation the ledger raised of its own (the run was not cancelled) is a failure."""
 
-    __slots__ = ("ledger",)
+    __slots__ = ("_tag", "ledger")
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        # A ledger that tracks delivery (the Redis store) names the callback tag of a key.
+        tag = getattr(ledger, "callback_for", None)
+        self._tag: Callable[[str], str | None] | None = tag if callable(tag) else None
+
+    def callback_for(self, key: str) -> str | None:
+        return None if self._tag is None else self._tag(key)
 
     async def claim_message(self, key: str, *, to: str, channel: str) -> str | None:
         try:

@@ -28,7 +28,9 @@ class Ledger(Protocol):
     """Where the bulk sender records what it sends, so a message is never sent twice.
 
     :class:`~dialog360_async.BroadcastStore` is one; the distributed extra keeps one in Redis
-    for many workers.
+    for many workers. A ledger that also tracks delivery may have ``callback_for(key) -> str |
+    None``: the callback tag the Cloud send of a claimed key carries, so that its status
+    webhooks name it even when the send's answer is lost.
     """
 
     async def claim(self, key: str) -> str | None:

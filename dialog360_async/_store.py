@@ -42,10 +42,10 @@ from ._store_file import (
     START,
     UNREADABLE,
     SendLock,
-    callback_tag,
     connect,
     insert_claims,
     outcome_record,
+    tag_prefix,
     text,
     warn_unreadable,
 )
@@ -93,6 +93,11 @@ class BroadcastStore:
         self.unreadable: list[str] = []
         """Keys whose records could not be read (e.g. edited by hand): treated as in doubt."""
         self._db: sqlite3.Connection | None = connect(self.path)
+        try:
+            self._prefix = tag_prefix(self._db)  # of the callback tags: the row id follows
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise JournalError(f"cannot read the broadcast store {self.path}: {exc}") from None
         self._lock = SendLock(self.path)
         # Claims and settles wait in memory for the next commit, which writes them all in one
         # transaction: the write lock is held only while it runs (a receiver writes too).
@@ -105,7 +110,7 @@ class BroadcastStore:
         self._broken: JournalError | None = None
         self._unreadable: set[str] = set()
         self._unreadable_seen: set[str] = set()
-        self._webhooks = WebhookLog(self.path, self._open, self._commit, clock)
+        self._webhooks = WebhookLog(self.path, self._open, self._commit, clock, self._prefix)
 
     async def __aenter__(self) -> Self:
         return self
@@ -254,8 +259,7 @@ class BroadcastStore:
             return "duplicate"  # claimed a moment ago, not confirmed yet
         if self._unreadable and key in self._unreadable:
             return self._unreadable_claim(key)
-        tag = callback_tag(cast(str, self.campaign), key)
-        self._claims.append((self.campaign, key, self.run_id, channel, to, self._clock(), tag))
+        self._claims.append((self.campaign, key, self.run_id, channel, to, self._clock()))
         self._fates[key] = _PENDING
         if self._later is None:
             self._later = asyncio.get_running_loop().call_later(FLUSH, self._commit_late)
@@ -308,8 +312,11 @@ class BroadcastStore:
         return await self._webhooks.record(notification)
 
     def callback_for(self, key: str) -> str | None:
-        """The callback tag a send of ``key`` carries in the current run; None without one."""
-        return None if self.run_id is None else callback_tag(cast(str, self.campaign), key)
+        """The callback tag a send of ``key`` carries: it names the key's row, claimed in this
+        run (None otherwise), so a status webhook that echoes it finds the row even if the
+        send's answer, and with it the message id, was lost."""
+        row = self._claimed.get(key)
+        return None if row is None else f"{self._prefix}{row}"
 
     def campaigns(self) -> list[str]:
         """The campaigns recorded in the store, oldest first."""
@@ -329,14 +336,14 @@ class BroadcastStore:
         """
         chosen = self._chosen(campaign)
         self._commit()  # what the sender has queued counts
-        return await report(self.path, chosen, horizon, self._clock())
+        return await report(self.path, chosen, horizon, self._clock(), self._prefix)
 
     def in_doubt(self, campaign: str | None = None) -> Iterator[dict[str, Any]]:
         """The messages of ``campaign`` (default: the store's last) still in doubt (see
         :func:`~dialog360_async._store_delivery.in_doubt`); none without a campaign."""
         chosen = self._chosen(campaign)
         self._commit()
-        return iter(()) if chosen is None else in_doubt(self._open(), chosen)
+        return iter(()) if chosen is None else in_doubt(self._open(), chosen, self._prefix)
 
     def _chosen(self, campaign: str | None) -> str | None:
         if campaign is not None:

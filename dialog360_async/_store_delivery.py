@@ -29,7 +29,7 @@ import attrs
 from ._codes import code_reason, meaning
 from ._journal import JournalError
 from ._report import DeliveryReport, FailureCount
-from ._store_file import BUSY_TIMEOUT, TAG_CAMPAIGN, callback_tag, text
+from ._store_file import BUSY_TIMEOUT, row_of_tag, text
 from .errors import ValidationError
 from .webhooks._dedup import DEDUP_TTL
 from .webhooks._models import Notification, StatusUpdate
@@ -49,7 +49,7 @@ _SEE: Final = (
     "ON CONFLICT (id, status) DO UPDATE SET seen_at = ?3 WHERE seen_at <= ?4"
 )
 _BY_WAMID: Final = "SELECT id, wamid FROM messages WHERE wamid = ? LIMIT 1"
-_BY_TAG: Final = "SELECT id, wamid FROM messages WHERE callback = ? LIMIT 1"
+_BY_ROW: Final = "SELECT id, wamid FROM messages WHERE id = ?"
 # Parameters: rank (0 for failed), status, its time, failed?, code, title, wamid, row.
 _MERGE: Final = (
     f"UPDATE messages SET delivery = CASE WHEN ?1 > {_RANK} THEN ?2 ELSE delivery END, "
@@ -101,13 +101,14 @@ _FAILURES: Final = (
     SELECT 'undelivered', NULL, error_code, min(error_title), count(*) FROM s
     WHERE reached AND failed_at IS NOT NULL GROUP BY error_code"""
 )
+# Orphans that may be this store's: untagged (a tag of its own always finds its row).
 _ORPHAN_COUNT: Final = (
     "SELECT count(DISTINCT wamid) FROM orphans WHERE received_at > ? "
-    f"AND (callback IS NULL OR substr(callback, 1, {TAG_CAMPAIGN}) = ?)"
+    "AND (callback IS NULL OR substr(callback, 1, length(?2)) = ?2)"
 )
 _IN_DOUBT: Final = """SELECT campaign, key, recipient, channel, state, outcome, attempts, wamid,
-    callback, error_code, error_title, claimed_at, settled_at FROM messages
-    WHERE campaign = ? AND (NOT coalesce(typeof(key) = 'text' AND (state = 'attempting'
+    ?2 || id, error_code, error_title, claimed_at, settled_at FROM messages
+    WHERE campaign = ?1 AND (NOT coalesce(typeof(key) = 'text' AND (state = 'attempting'
         OR (state = 'settled' AND outcome IN ('sent', 'failed', 'unknown', 'cancelled'))), 0)
     OR ((state = 'attempting' OR outcome = 'unknown')
         AND delivery IS NULL AND failed_at IS NULL))
@@ -125,6 +126,7 @@ class WebhookLog:
         connection: the store's connection (raises JournalError once it is closed).
         before: writes what the store's sender has queued (its settles carry wamids).
         clock: Unix time.
+        prefix: the store's callback tags start with it (the row id follows).
         ttl: seconds a dedup key and an orphan are kept.
     """
 
@@ -134,8 +136,10 @@ class WebhookLog:
         connection: Callable[[], sqlite3.Connection],
         before: Callable[[], None],
         clock: Callable[[], float],
+        prefix: str,
         ttl: float = DEDUP_TTL,
     ) -> None:
+        self._prefix = prefix
         self._path = path
         self._connection = connection
         self._before = before
@@ -171,7 +175,7 @@ class WebhookLog:
             self._before()
             now = self._clock()
             db.execute("BEGIN IMMEDIATE")
-            results = [_record(db, n, now, now - self._ttl) for n, _ in batch]
+            results = [_record(db, n, now, now - self._ttl, self._prefix) for n, _ in batch]
             if now >= self._next_sweep:
                 full = _sweep(db, now - self._ttl)
                 self._next_sweep = now + (1.0 if full else 60.0)
@@ -191,7 +195,9 @@ class WebhookLog:
             future.set_result(result)
 
 
-def _record(db: sqlite3.Connection, n: Notification, now: float, horizon: float) -> Notification:
+def _record(
+    db: sqlite3.Connection, n: Notification, now: float, horizon: float, prefix: str
+) -> Notification:
     def fresh(message_id: str, status: str) -> bool:
         before = db.total_changes
         db.execute(_SEE, (message_id, status, now, horizon))
@@ -200,13 +206,15 @@ def _record(db: sqlite3.Connection, n: Notification, now: float, horizon: float)
     statuses = [s for s in n.statuses if fresh(s.message_id, s.status)]
     messages = [m for m in n.messages if fresh(m.message_id, "")]
     for status in statuses:
-        _merge(db, status, now, horizon)
+        _merge(db, status, now, horizon, prefix)
     if len(statuses) == len(n.statuses) and len(messages) == len(n.messages):
         return n
     return attrs.evolve(n, statuses=tuple(statuses), messages=tuple(messages))
 
 
-def _merge(db: sqlite3.Connection, status: StatusUpdate, now: float, horizon: float) -> None:
+def _merge(
+    db: sqlite3.Connection, status: StatusUpdate, now: float, horizon: float, prefix: str
+) -> None:
     failed = status.status == "failed"
     rank = RANKS.get(status.status, 0)
     if not (rank or failed):
@@ -217,8 +225,8 @@ def _merge(db: sqlite3.Connection, status: StatusUpdate, now: float, horizon: fl
     at = float(status.timestamp) if status.timestamp is not None else now
     wamid, tag = status.message_id, status.callback_data
     found = db.execute(_BY_WAMID, (wamid,)).fetchone()
-    if found is None and tag:
-        found = db.execute(_BY_TAG, (tag,)).fetchone()
+    if found is None and (row := row_of_tag(tag, prefix)) is not None:
+        found = db.execute(_BY_ROW, (row,)).fetchone()
     if found is None:
         db.execute(_ORPHAN, (wamid, status.status, tag, code, title, at, now))
         return
@@ -270,17 +278,19 @@ def campaigns(db: sqlite3.Connection) -> list[str]:
     return [text(row[0]) for row in found]
 
 
-async def report(path: Path, campaign: str | None, horizon: object, now: float) -> DeliveryReport:
+async def report(
+    path: Path, campaign: str | None, horizon: object, now: float, prefix: str
+) -> DeliveryReport:
     """Check the arguments of ``BroadcastStore.report``, then build it in a thread."""
     if isinstance(horizon, bool) or not isinstance(horizon, int | float) or not horizon >= 0:
         raise ValidationError("horizon", f"must be a number of seconds >= 0, got {horizon!r}")
     if campaign is None:
         raise JournalError(f"the broadcast store {path} has no campaign yet")
-    return await asyncio.to_thread(build_report, path, campaign, float(horizon), now)
+    return await asyncio.to_thread(build_report, path, campaign, float(horizon), now, prefix)
 
 
 def build_report(
-    path: Path, campaign: str, horizon: float, now: float, ttl: float = DEDUP_TTL
+    path: Path, campaign: str, horizon: float, now: float, prefix: str, ttl: float = DEDUP_TTL
 ) -> DeliveryReport:
     """The delivery report of ``campaign``, read on a connection of its own (in a thread)."""
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
@@ -289,7 +299,6 @@ def build_report(
         db.execute("BEGIN")  # one snapshot: the counts and the failures agree
         counts = [int(n) for n in db.execute(_COUNTS, (campaign, now - horizon)).fetchone()]
         groups = db.execute(_FAILURES, (campaign,)).fetchall()
-        prefix = callback_tag(campaign, "")[:TAG_CAMPAIGN]
         orphans = db.execute(_ORPHAN_COUNT, (now - ttl, prefix)).fetchone()[0]
         db.execute("COMMIT")
     except sqlite3.Error as exc:
@@ -335,9 +344,9 @@ def _failures(groups: list[tuple[Any, ...]]) -> tuple[FailureCount, ...]:
     return tuple(failures)
 
 
-def in_doubt(db: sqlite3.Connection, campaign: str) -> Iterator[dict[str, Any]]:
+def in_doubt(db: sqlite3.Connection, campaign: str, prefix: str) -> Iterator[dict[str, Any]]:
     """The messages of ``campaign`` still in doubt, in claim order (see BroadcastStore)."""
-    for row in db.execute(_IN_DOUBT, (campaign,)).fetchall():
+    for row in db.execute(_IN_DOUBT, (campaign, prefix)).fetchall():
         record = dict(zip(_FIELDS + _FIELDS_2, row, strict=True))
         for name in ("campaign", "key"):
             record[name] = text(record[name])

@@ -9,11 +9,10 @@ of that file drops the POSIX locks SQLite holds on it.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import logging
 import os
+import secrets
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -35,10 +34,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "SETTLE",
     "START",
-    "TAG_CAMPAIGN",
     "UNREADABLE",
     "SendLock",
-    "callback_tag",
+    "row_of_tag",
+    "tag_prefix",
     "connect",
     "prepare",
     "failure_title",
@@ -59,7 +58,7 @@ CHECKPOINT_PAGES: Final = 1000  # WAL pages between two checkpoints (each one en
 # channel and recipient: what the row went through and to whom; state: attempting | settled;
 # outcome: sent | failed | unknown | cancelled once settled (a status webhook never rewrites it);
 # wamid: the message id (from the send's answer, or from a status that named the callback tag);
-# callback: the callback tag (written with the claim); delivery: the highest status webhook by
+# callback: unused (tags name the row: see tag_prefix); delivery: the highest status webhook by
 # rank (sent < delivered < read < played), delivery_at its time; failed_at: when the first
 # ``failed`` status came (kept whatever comes later); error_code/error_title: the send's error,
 # or that first failed status's; reason: why the send failed (a word of FailureCount.reason);
@@ -97,8 +96,9 @@ _SCHEMA_2: Final = (
     "ALTER TABLE messages ADD COLUMN failed_at REAL",
     "ALTER TABLE messages ADD COLUMN reason TEXT",
     "CREATE INDEX IF NOT EXISTS messages_wamid ON messages (wamid) WHERE wamid IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS messages_callback ON messages (callback) "
-    "WHERE callback IS NOT NULL",
+    # store_info "tag": this file's random part of the callback tags (see tag_prefix).
+    "CREATE TABLE IF NOT EXISTS store_info (name TEXT PRIMARY KEY, value TEXT NOT NULL) "
+    "WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS webhook_seen (id TEXT NOT NULL, status TEXT NOT NULL, "
     "seen_at REAL NOT NULL, PRIMARY KEY (id, status)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS webhook_seen_at ON webhook_seen (seen_at)",
@@ -113,8 +113,8 @@ _SCHEMA_2: Final = (
 # The statements of the records (see _store.py).
 OUTCOMES: Final = frozenset({"sent", "failed", "unknown", "cancelled"})
 CLAIM: Final = (
-    "INSERT INTO messages (campaign, key, run, channel, recipient, state, claimed_at, callback) "
-    "VALUES (?, ?, ?, ?, ?, 'attempting', ?, ?) ON CONFLICT (campaign, key) DO NOTHING"
+    "INSERT INTO messages (campaign, key, run, channel, recipient, state, claimed_at) "
+    "VALUES (?, ?, ?, ?, ?, 'attempting', ?) ON CONFLICT (campaign, key) DO NOTHING"
 )
 # matched: a status webhook names the row, so a row in doubt reached WhatsApp after all.
 READ: Final = (
@@ -123,7 +123,7 @@ READ: Final = (
 )
 RECLAIM: Final = (
     "UPDATE messages SET state = 'attempting', outcome = NULL, run = ?, channel = ?, "
-    "recipient = ?, claimed_at = ?, settled_at = NULL, callback = ? WHERE id = ?"
+    "recipient = ?, claimed_at = ?, settled_at = NULL WHERE id = ?"
 )
 SEEN: Final = "UPDATE messages SET run = ? WHERE id = ?"
 START: Final = "INSERT INTO runs (campaign, pid, started_at) VALUES (?, ?, ?)"
@@ -142,27 +142,23 @@ UNREADABLE: Final = (
 )
 
 
-TAG_PREFIX: Final = "d360:"
-TAG_CAMPAIGN: Final = len(TAG_PREFIX) + 9  # the tag's characters that name the campaign
+def tag_prefix(db: sqlite3.Connection) -> str:
+    """What every callback tag of this store starts with: ``d360:``, 8 random hex digits of
+    this file, ``:``; the row id follows.
 
-
-def callback_tag(campaign: str, key: str) -> str:
-    """The callback tag of ``key`` in ``campaign``: deterministic, 38 ASCII characters.
-
-    ``d360:`` then 8 characters naming the campaign and 24 naming the key (base32 of BLAKE2b
-    digests), so it names both without carrying them (keys hold phone numbers) and all the
-    tags of one campaign share their first 14 characters.
+    A status that echoes a tag names its row by primary key (no index to keep on the send
+    path), tags of two stores never collide, and a tag gives away nothing of the recipient.
     """
-    part = hashlib.blake2b(campaign.encode(), digest_size=5, person=b"d360-campaign").digest()
-    # A campaign name is printable: the NUL keeps (campaign, key) pairs apart.
-    whole = hashlib.blake2b(
-        f"{campaign}\0{key}".encode(), digest_size=15, person=b"d360-key"
-    ).digest()
-    return f"{TAG_PREFIX}{_b32(part)}:{_b32(whole)}"
+    found = db.execute("SELECT value FROM store_info WHERE name = 'tag'").fetchone()
+    return f"d360:{text(found[0]) if found else '0'}:"
 
 
-def _b32(digest: bytes) -> str:
-    return base64.b32encode(digest).decode("ascii").lower()
+def row_of_tag(tag: str | None, prefix: str) -> int | None:
+    """The row a callback tag of this store names, or None for any other text."""
+    if tag is None or not tag.startswith(prefix):
+        return None
+    row = tag[len(prefix) :]
+    return int(row) if row.isascii() and row.isdigit() and len(row) < 19 else None
 
 
 def text(value: object) -> str:
@@ -229,7 +225,7 @@ def _reclaim(
 ) -> str | None:
     """The fate of a claim whose key may have been there: who had it decides. Rows from
     ``first`` (if not 0) were written by this commit."""
-    campaign, key, run_id, channel, to, at, tag = claim
+    campaign, key, run_id, channel, to, at = claim
     found = db.execute(READ, (campaign, key)).fetchone()
     row, state, outcome, run, matched = found if found is not None else (0, None, None, None, 0)
     if first and row >= first:
@@ -238,7 +234,7 @@ def _reclaim(
     if run == run_id:
         return "duplicate"
     if state == "settled" and outcome in ("failed", "cancelled"):
-        db.execute(RECLAIM, (run_id, channel, to, at, tag, row))
+        db.execute(RECLAIM, (run_id, channel, to, at, row))
         claimed[key] = row
         return None
     db.execute(SEEN, (run_id, row))  # a repeat now is a duplicate
@@ -299,6 +295,9 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
             if db.execute("PRAGMA user_version").fetchone()[0] == 1:
                 for statement in _SCHEMA_2:
                     db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO store_info VALUES ('tag', ?)", (secrets.token_hex(4),)
+                )
                 db.execute("PRAGMA user_version = 2")
             db.execute("COMMIT")
         except BaseException:

@@ -31,8 +31,8 @@ from dialog360_async import (
 )
 from dialog360_async._report import DeliveryReport
 from dialog360_async._results import ErrorDetail
-from dialog360_async._store_delivery import _BY_TAG, _BY_WAMID
-from dialog360_async._store_file import SCHEMA_VERSION, callback_tag
+from dialog360_async._store_delivery import _BY_ROW, _BY_WAMID
+from dialog360_async._store_file import SCHEMA_VERSION, row_of_tag
 from dialog360_async.errors import NotEngagedError
 from dialog360_async.testing import FakeDialog360
 from dialog360_async.testing._delivery import WebhookPlan
@@ -78,6 +78,13 @@ def row(path: Path, key: str, campaign: str = CAMPAIGN) -> dict[str, Any]:
         ).fetchone()
     assert found is not None
     return dict(found)
+
+
+def tag_of(path: Path, key: str, campaign: str = CAMPAIGN) -> str:
+    """The callback tag the store gave ``key``'s send: its prefix, then the row id."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (salt,) = db.execute("SELECT value FROM store_info WHERE name = 'tag'").fetchone()
+    return f"d360:{salt}:{row(path, key, campaign)['id']}"
 
 
 async def seed(
@@ -247,9 +254,9 @@ async def test_orphan_matched_when_the_sender_settles_its_wamid(tmp_path: Path) 
 async def test_orphan_matched_when_a_tagged_status_names_its_wamid(tmp_path: Path) -> None:
     path = tmp_path / "b.db"
     await seed(path, {"k": "unknown"})
-    tag = callback_tag(CAMPAIGN, "k")
-    assert row(path, "k")["callback"] == tag  # written with the claim, the answer was lost
+    tag = tag_of(path, "k")  # what the send carried; its answer was lost
     async with BroadcastStore(path) as store:
+        assert [d["callback"] for d in store.in_doubt()] == [tag]
         # failed without the tag (Meta may not echo it): an orphan until the tag names it
         await store.record_webhook(note(update("wamid.x", "failed", code=131026)))
         assert [d["key"] for d in store.in_doubt()] == ["k"]
@@ -273,11 +280,11 @@ async def test_only_a_matching_status_settles_an_unknown_or_crashed_send(tmp_pat
     await seed(path, {"lost": "unknown", "crashed": None, "ok": "wamid.ok"})
     async with BroadcastStore(path) as store:
         await store.record_webhook(
-            note(update("wamid.z", "delivered", tag=callback_tag("other", "lost")))
+            note(update("wamid.z", "delivered", tag="d360:0therst0re:1"))  # not this store's
         )
         held = await store.report()
         doubt = [(d["key"], d["state"], d["outcome"]) for d in store.in_doubt()]
-        tags = [callback_tag(CAMPAIGN, key) for key in ("lost", "crashed")]
+        tags = [tag_of(path, key) for key in ("lost", "crashed")]
         await store.record_webhook(
             note(update("wamid.l", "sent", tag=tags[0]), update("wamid.c", "read", tag=tags[1]))
         )
@@ -319,7 +326,7 @@ async def test_in_doubt_rows_and_report_on_a_store_opened_only_to_read(tmp_path:
         "claimed_at",
         "settled_at",
     }
-    assert doubt[0]["callback"] == callback_tag(CAMPAIGN, "a")
+    assert doubt[0]["callback"] == tag_of(path, "a")
     assert doubt[0]["claimed_at"].endswith("Z") and doubt[1]["settled_at"] is None
     assert json.dumps(doubt)  # JSONL-ready
     assert (report.unknown, report.pending, report.orphans) == (1, 1, 1)
@@ -395,11 +402,11 @@ async def test_report_on_a_large_store_counts_every_row(tmp_path: Path) -> None:
         db.commit()
         plans = [
             " ".join(str(r[3]) for r in db.execute(f"EXPLAIN QUERY PLAN {query}", ("x",)))
-            for query in (_BY_WAMID, _BY_TAG)
+            for query in (_BY_WAMID, _BY_ROW)
         ]
     async with BroadcastStore(path) as store:
         report = await store.report()
-    assert "messages_wamid" in plans[0] and "messages_callback" in plans[1]  # no scans per status
+    assert "messages_wamid" in plans[0] and "PRIMARY KEY" in plans[1]  # no scans per status
     assert report.messages == kinds_sum(report) == total
     assert (report.accepted, report.unknown) == (total * 3 // 4, total // 4)
     assert report.delivered == total // 2 and report.read == total // 4
@@ -409,17 +416,23 @@ async def test_report_on_a_large_store_counts_every_row(tmp_path: Path) -> None:
 # -- callback tags ---------------------------------------------------------------------------
 
 
-async def test_callback_tags(tmp_path: Path) -> None:
+async def test_callback_tags_name_the_row_and_only_this_store(tmp_path: Path) -> None:
     key = "+16505550123:abcdef"
-    tag = callback_tag(CAMPAIGN, key)
-    assert tag == callback_tag(CAMPAIGN, key) and tag.isascii() and len(tag) <= 64
-    assert "6505550123" not in tag and CAMPAIGN not in tag
-    assert len({tag, callback_tag(CAMPAIGN, key + "x"), callback_tag("autumn", key)}) == 3
-    assert tag[:14] == callback_tag(CAMPAIGN, "other")[:14]  # the campaign's part
-    async with BroadcastStore(tmp_path / "b.db") as store:
-        assert store.callback_for(key) is None  # no run
-        store.begin(CAMPAIGN)
-        assert store.callback_for(key) == tag
+    async with BroadcastStore(tmp_path / "a.db") as one, BroadcastStore(tmp_path / "b.db") as two:
+        assert one.callback_for(key) is None  # no claim
+        tags = []
+        for store in (one, two):
+            store.begin(CAMPAIGN)
+            assert await store.claim(key) is None
+            tags.append(store.callback_for(key))
+    first, second = tags
+    assert first is not None and second is not None and first != second  # two files
+    assert first.isascii() and len(first) <= 64 and "6505550123" not in first
+    prefix = first[: first.rindex(":") + 1]
+    assert row_of_tag(first, prefix) == row(tmp_path / "a.db", key)["id"]
+    assert row_of_tag(second, prefix) is None  # the other file's
+    for hostile in (None, "", "d360:", prefix, first + "x", first + "9" * 30, prefix + "\u0661"):
+        assert row_of_tag(hostile, prefix) is None
 
 
 # -- the property ----------------------------------------------------------------------------
@@ -436,10 +449,10 @@ STATUSES = [
     update("wamid.s1", "failed", code=131049),
     update("wamid.s2", "failed", code=131026),
     update("wamid.s2", "sent"),
-    update("wamid.u0", "sent", tag=callback_tag(CAMPAIGN, "u0")),
+    update("wamid.u0", "sent", tag="<u0>"),  # the tag the store gives u0's send
     update("wamid.u0", "read"),
     update("wamid.u1", "failed", code=131047),
-    update("wamid.u1", "delivered", tag=callback_tag(CAMPAIGN, "u1")),
+    update("wamid.u1", "delivered", tag="<u1>"),
     update("wamid.none", "delivered"),  # an orphan for good
 ]
 
@@ -451,6 +464,11 @@ async def replay(folder: Path, order: list[int], cuts: list[int], answered_at: i
         for key in [*SENT, *LOST]:
             assert await sender.claim(key) is None
         sender._commit()
+        tags = {f"<{key}>": sender.callback_for(key) for key in LOST}
+        statuses = [
+            attrs.evolve(s, callback_data=tags.get(s.callback_data or "", s.callback_data))
+            for s in STATUSES
+        ]
         batches = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
         for index in range(len(batches) + 1):
             if index == min(answered_at, len(batches)):  # the sends' answers come in
@@ -460,7 +478,7 @@ async def replay(folder: Path, order: list[int], cuts: list[int], answered_at: i
                     await sender.settle(key, "unknown")
                 sender._commit()
             if index < len(batches):
-                await receiver.record_webhook(note(*(STATUSES[i] for i in batches[index])))
+                await receiver.record_webhook(note(*(statuses[i] for i in batches[index])))
         sender.finish()
         return counts(await receiver.report(CAMPAIGN))
 
@@ -645,16 +663,15 @@ async def test_a_schema_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
         fates = [await store.claim(key) for key in "abc"]
         await store.settle("b", "sent", message_id="wamid.b")
         store.finish()
-        tag = callback_tag("old", "b")
+        tag = tag_of(path, "b", "old")
         await store.record_webhook(note(update("wamid.b2", "delivered", tag=tag)))
         after = await store.report()
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-    assert {"webhook_seen", "orphans", "messages_wamid", "messages_callback"} <= tables
+    assert {"webhook_seen", "orphans", "messages_wamid", "store_info"} <= tables
     assert (before.campaign, before.messages, before.read, before.rejected) == ("old", 3, 1, 1)
     assert fates == ["sent", None, "unknown"]
-    assert row(path, "b", "old")["callback"] == callback_tag("old", "b")
     assert (after.accepted, after.delivered, after.read) == (2, 2, 1)
     async with BroadcastStore(path) as store:  # opening again changes nothing
         assert counts(await store.report()) == counts(after)
