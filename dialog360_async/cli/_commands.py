@@ -144,5 +144,6 @@ def demo(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             seed=args.seed,
             attempt_timeout=args.timeout,
+            keep_db=args.keep_db,
         )
     )

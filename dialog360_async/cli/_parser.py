@@ -298,7 +298,14 @@ def build_parser() -> Parser:
     sub.add_argument("--channels", type=int, default=5, help="channels, one key each (5)")
     sub.add_argument("--rate", type=float, default=80.0, help="msg/s per channel, 0 = off (80)")
     sub.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
-    sub.add_argument("--seed", type=int, help="seed of the random message contents")
+    sub.add_argument(
+        "--seed", type=int, help="seed of the random message contents and delivery statuses"
+    )
+    sub.add_argument(
+        "--keep-db",
+        metavar="PATH",
+        help="keep the broadcast store in this new file (for 'dialog360 report PATH')",
+    )
 
     commands.add_parser(
         "fake-server",
