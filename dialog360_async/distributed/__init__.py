@@ -6,6 +6,9 @@ this one. Start workers with ``taskiq worker dialog360_async.distributed:broker`
 
     summary = await broadcast(((channel, message) for ...), broker=make_broker(redis_url))
 
+Status webhooks received with ``WebhookReceiver(store=RedisStore(redis_url))`` are merged into
+the campaigns, and ``campaign_status`` reports delivery as well as sends.
+
 Tasks carry channel names, never API keys: each worker resolves names from its own
 environment (``D360_CHANNELS`` or ``D360_CHANNELS_FILE``).
 """
@@ -36,6 +39,7 @@ from ._ledger import RedisLedger
 from ._limiter import RedisRateLimiter
 from ._producer import Entry, broadcast, new_campaign_id
 from ._results import MessageResult, campaign_results
+from ._store import RedisStore
 
 del _redis_package, _taskiq_package, _taskiq_redis_package
 
@@ -51,6 +55,7 @@ __all__ = [
     "MessageResult",
     "RedisLedger",
     "RedisRateLimiter",
+    "RedisStore",
     "RedisUnavailableError",
     "WorkerSettings",
     "broadcast",

@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 STATUSES = ("sent", "failed", "unknown", "cancelled", "attempting")
+DELIVERY = ("delivered", "read", "undelivered", "unknown_settled")
 
 
 @attrs.frozen(kw_only=True)
@@ -53,6 +54,16 @@ class CampaignSummary:
     errors: dict[str, str] = attrs.field(factory=dict)
     halted: dict[str, str] = attrs.field(factory=dict)
     """Channels halted by the spam limit, with the reason."""
+    delivered: int = 0
+    """Messages that reached WhatsApp (sent, or unknown settled) and have a ``delivered`` (or
+    later) status webhook recorded by a :class:`RedisStore`; ``read`` likewise."""
+    read: int = 0
+    undelivered: int = 0
+    """Messages that reached WhatsApp with a ``failed`` status: counts by code in
+    ``undelivered_codes`` (``"none"``: a failure without one)."""
+    undelivered_codes: dict[str, int] = attrs.field(factory=dict)
+    unknown_settled: int = 0
+    """``unknown`` sends a status webhook of their own showed to have reached WhatsApp."""
 
     @property
     def finished(self) -> bool:
@@ -82,6 +93,9 @@ class CampaignSummary:
             f"failed:    {self.failed}",
             f"unknown:   {self.unknown}",
             f"cancelled: {self.cancelled}",
+            f"delivered: {self.delivered} (read {self.read})",
+            f"undelivered: {self.undelivered}{_by_code(self.undelivered_codes)}",
+            f"unknown settled by a status: {self.unknown_settled}",
             f"in flight: {self.in_flight}",
             f"pending:   {self.pending}",
             f"elapsed:   {self.elapsed:.1f} s",
@@ -90,6 +104,12 @@ class CampaignSummary:
         lines += [f"error:     {name}: {text}" for name, text in sorted(self.errors.items())]
         lines += [f"halted:    {name}: {text}" for name, text in sorted(self.halted.items())]
         return "\n".join(lines)
+
+
+def _by_code(codes: dict[str, int]) -> str:
+    if not codes:
+        return ""
+    return " (" + ", ".join(f"{code}: {n}" for code, n in sorted(codes.items())) + ")"
 
 
 def _url(redis_url: str | None) -> str:
@@ -110,10 +130,14 @@ async def read_status(redis: Redis, campaign_id: str) -> dict[str, Any]:
     meta = {_s(k): _s(v) for k, v in meta_raw.items()}
     counts: dict[str, int] = {}
     channels: dict[str, dict[str, int]] = {}
+    codes: dict[str, int] = {}
     for field, value in counts_raw.items():
         status, _, channel = _s(field).partition(":")
         if channel:
             channels.setdefault(channel, {})[status] = _int(_s(value))
+        elif status.startswith("undelivered#"):
+            if number := _int(_s(value)):
+                codes[status.partition("#")[2] or "none"] = number
         else:
             counts[status] = _int(_s(value))
     messages = _int(meta.get("messages"))
@@ -142,6 +166,8 @@ async def read_status(redis: Redis, campaign_id: str) -> dict[str, Any]:
         "channels": {name: {k: v for k, v in c.items() if v} for name, c in channels.items()},
         "errors": {k.partition(":")[2]: v for k, v in meta.items() if k.startswith("error:")},
         "halted": {k.partition(":")[2]: v for k, v in meta.items() if k.startswith("halted:")},
+        **{name: counts.get(name, 0) for name in DELIVERY},
+        "undelivered_codes": codes,
     }
 
 
@@ -154,8 +180,11 @@ async def campaign_status(campaign_id: str, redis_url: str | None = None) -> dic
 
     Keys: ``campaign_id``; ``state`` (``running``, ``finished``, ``missing``); ``messages``,
     ``batches``, ``batches_done``; ``sent``, ``failed``, ``unknown``, ``cancelled``,
-    ``in_flight``, ``pending``; ``elapsed`` seconds; ``channels`` (name -> counts per state);
-    ``errors`` and ``halted`` (channel -> reason).
+    ``in_flight``, ``pending``; ``elapsed`` seconds; ``channels`` (name -> counts per state,
+    and per delivery count); ``errors`` and ``halted`` (channel -> reason). Delivery, as
+    status webhooks recorded by a :class:`RedisStore` tell it: ``delivered``, ``read``,
+    ``undelivered`` (by code in ``undelivered_codes``, ``"none"`` for a failure without one)
+    and ``unknown_settled`` (see :class:`CampaignSummary`).
 
     Args:
         campaign_id: the id ``broadcast`` printed or returned.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 from ..errors import ValidationError
@@ -31,6 +33,37 @@ def channel_name(value: object) -> str:
     return value
 
 
+TAG_PREFIX = f"{PREFIX}r:"
+"""What every callback tag of a distributed campaign starts with (see :func:`callback_tag`)."""
+
+
+def callback_tag(campaign: str, key: str) -> str:
+    """The callback tag a Cloud send of ``key`` in ``campaign`` carries (at most 95 characters).
+
+    ``d360r:``, the campaign id, ``:``, then 24 characters of a digest of the campaign and key:
+    it names the campaign openly and the key without giving it away (keys hold phone numbers).
+    The claim records the digest -> key mapping (``CampaignKeys.tags``).
+    """
+    # A campaign id is printable: the NUL keeps (campaign, key) pairs apart.
+    digest = hashlib.blake2b(f"{campaign}\0{key}".encode(), digest_size=15, person=b"d360-key")
+    return f"{TAG_PREFIX}{campaign}:{base64.b32encode(digest.digest()).decode().lower()}"
+
+
+def parse_tag(tag: str | None) -> tuple[str, str] | None:
+    """``(campaign, digest)`` of a tag :func:`callback_tag` made, else None."""
+    if tag is None or not tag.startswith(TAG_PREFIX):
+        return None
+    campaign, _, digest = tag[len(TAG_PREFIX) :].partition(":")
+    if not _ID.fullmatch(campaign) or len(digest) != 24 or not digest.isalnum():
+        return None
+    return campaign, digest
+
+
+def wamid_key(message_id: str) -> str:
+    """What Redis knows of one message id: its dedup marks, its campaign and key, its orphans."""
+    return f"{PREFIX}:wamid:{message_id}"
+
+
 def bucket(channel: str) -> str:
     """The shared token bucket of one channel."""
     return f"{PREFIX}:bucket:{channel}"
@@ -39,7 +72,7 @@ def bucket(channel: str) -> str:
 class CampaignKeys:
     """The keys of one campaign."""
 
-    __slots__ = ("batches", "counts", "done", "id", "ledger", "meta")
+    __slots__ = ("batches", "counts", "done", "id", "ledger", "meta", "tags")
 
     def __init__(self, campaign: str) -> None:
         self.id = campaign_id(campaign)
@@ -49,7 +82,8 @@ class CampaignKeys:
         self.counts = f"{base}:counts"
         self.batches = f"{base}:batches"
         self.done = f"{base}:done"
+        self.tags = f"{base}:tags"  # callback tag digest -> message key
 
     def all(self) -> tuple[str, ...]:
         """Every key, for expiry."""
-        return (self.meta, self.ledger, self.counts, self.batches, self.done)
+        return (self.meta, self.ledger, self.counts, self.batches, self.done, self.tags)

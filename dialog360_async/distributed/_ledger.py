@@ -5,6 +5,9 @@ becomes ``attempting`` under this claim's owner token; a key already ``sent`` or
 refused; a key left ``attempting`` by another claim (a dead worker, or one still running when
 its batch was delivered again) turns ``unknown`` and is refused. Only the owner of a claim can
 settle it, so a worker presumed dead that settles later still records the truth.
+
+For delivery truth (``RedisStore``) the claim records the key's callback tag and a ``sent``
+settle its message id, so that a status webhook finds its message either way.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from redis.asyncio import Redis
 
 from .._journal import State
 from . import _lua
-from ._keys import CampaignKeys
+from ._keys import CAMPAIGN_TTL, CampaignKeys, callback_tag, wamid_key
 from ._limiter import RedisRateLimiter
 from ._redis import OUTAGE_TIMEOUT, Outage, retrying
 
@@ -101,8 +104,16 @@ class RedisLedger:
             await pace.prepay()
         self._serial += 1
         token = f"{self.owner}/{self._serial}"  # the same token on a retry: see CLAIM
-        keys = [self.keys.ledger, self.keys.counts, self.keys.meta]
-        args = [key, token, self.channel, f"{time.time():.3f}"]
+        keys = [self.keys.ledger, self.keys.counts, self.keys.meta, self.keys.tags]
+        digest = self.callback_for(key).rpartition(":")[2]
+        args: list[str | int] = [
+            key,
+            token,
+            self.channel,
+            f"{time.time():.3f}",
+            digest,
+            CAMPAIGN_TTL,
+        ]
 
         async def call() -> object:
             return await self._claim(keys=keys, args=args)
@@ -120,6 +131,11 @@ class RedisLedger:
             self._tokens[key] = token
             return None
         return prior.decode() if isinstance(prior, bytes) else str(prior)
+
+    def callback_for(self, key: str) -> str:
+        """The callback tag a Cloud send of ``key`` carries (recorded by its claim): its status
+        webhooks name the key even if the send's answer, and its message id, were lost."""
+        return callback_tag(self.keys.id, key)
 
     async def settle(
         self, key: str, state: State, *, message_id: str | None = None, code: int | None = None
@@ -140,7 +156,10 @@ class RedisLedger:
     async def _write(self, record: tuple[str, str, State, str, str]) -> None:
         key, token, state, message_id, code = record
         keys = [self.keys.ledger, self.keys.counts]
-        args = [key, token, state, message_id, code, f"{time.time():.3f}"]
+        args: list[str | int] = [key, token, state, message_id, code, f"{time.time():.3f}"]
+        if state == "sent" and message_id:
+            keys.append(wamid_key(message_id))
+            args += [f"{self.keys.id}:{key}", CAMPAIGN_TTL]
 
         async def call() -> object:
             return await self._settle(keys=keys, args=args)

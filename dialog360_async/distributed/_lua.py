@@ -74,24 +74,82 @@ return {1, fmt(rate)}
 """
 )
 
-# Ledger entries are JSON: s(tate), o(wner token of the claim), c(hannel), t(ime), id, code.
-# Counts live in a second hash: "<state>" and "<state>:<channel>".
+# Ledger entries are JSON: s(tate), o(wner token of the claim), c(hannel), t(ime), id, code, and
+# the delivery facts of status webhooks: d (the highest status by rank) and f (the code of the
+# first `failed` status, '' without one; never cleared). Counts live in a second hash:
+# "<state>" and "<state>:<channel>", and the delivery counts of the messages that reached
+# WhatsApp (sent, or unknown and settled by a status): "delivered", "read", "undelivered",
+# "unknown_settled" (each also per channel) and "undelivered#<code>".
+# A message id's hash (keys.wamid_key) holds "s:<status>" and "m" dedup marks, "k" (its
+# "<campaign>:<message key>") and, while no ledger entry is known for it, orphan facts d and f.
 _LEDGER_PRELUDE = """
+local RANK = {sent = 1, delivered = 2, read = 3, played = 4}
 local function count(key, state, channel, by)
   redis.call('HINCRBY', key, state, by)
   redis.call('HINCRBY', key, state .. ':' .. channel, by)
+end
+local function copy(e)
+  local c = {}
+  for k, v in pairs(e) do c[k] = v end
+  return c
+end
+-- Delivery facts d, f (nil or false: none) folded into t; whether t changed.
+local function fold(t, d, f)
+  local changed = false
+  if d and (RANK[d] or 0) > (RANK[t.d] or 0) then t.d = d; changed = true end
+  if f and not t.f then t.f = f; changed = true end
+  return changed
+end
+local function facts(e)
+  local out = {}
+  if not (e.d or e.f) then return out end
+  if e.s == 'unknown' then out.unknown_settled = true end
+  if e.s == 'unknown' or e.s == 'sent' then
+    local r = RANK[e.d] or 0
+    if r >= 2 then out.delivered = true end
+    if r >= 3 then out.read = true end
+    if e.f then out.undelivered = true end
+  end
+  return out
+end
+-- Moves the delivery counts of an entry from its state before to its state after a write.
+local function retally(key, before, after)
+  local old, new = facts(before), facts(after)
+  local moved = before.c ~= after.c
+  for name in pairs(old) do
+    if moved or not new[name] then count(key, name, before.c, -1) end
+  end
+  for name in pairs(new) do
+    if moved or not old[name] then count(key, name, after.c, 1) end
+  end
+  if old.undelivered and not new.undelivered then
+    redis.call('HINCRBY', key, 'undelivered#' .. before.f, -1)
+  elseif new.undelivered and not old.undelivered then
+    redis.call('HINCRBY', key, 'undelivered#' .. after.f, 1)
+  end
+end
+local function keep(key, ttl)
+  if redis.call('TTL', key) < tonumber(ttl) then redis.call('EXPIRE', key, ttl) end
+end
+-- Moves the orphan facts of a message id's hash into entry e; whether e changed.
+local function adopt(wamid, e)
+  local o = redis.call('HMGET', wamid, 'd', 'f')
+  if not (o[1] or o[2]) then return false end
+  redis.call('HDEL', wamid, 'd', 'f')
+  return fold(e, o[1], o[2])
 end
 """
 
 CLAIM = (
     _LEDGER_PRELUDE
     + """
--- KEYS: ledger, counts, campaign meta; ARGV: message key, owner token, channel, now
--- Returns nil to go ahead, else the state that forbids sending.
+-- KEYS: ledger, counts, campaign meta[, tags]; ARGV: message key, owner token, channel, now[,
+-- tag digest, ttl]. Returns nil to go ahead, else the state that forbids sending.
 if redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('CAMPAIGN_LOST campaign state is missing')
 end
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local entry = {s = 'attempting', o = ARGV[2], c = ARGV[3], t = ARGV[4]}
 if raw then
   local e = cjson.decode(raw)
   if e.s == 'attempting' and e.o == ARGV[2] then
@@ -101,18 +159,25 @@ if raw then
   if e.s == 'attempting' then
     -- Claimed by a worker that never settled it: in doubt for good, unless that worker is
     -- still alive and settles it (it keeps its owner token for that).
+    local before = copy(e)
     e.s = 'unknown'
     e.t = ARGV[4]
     redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(e))
     count(KEYS[2], 'attempting', e.c, -1)
     count(KEYS[2], 'unknown', e.c, 1)
+    retally(KEYS[2], before, e)
     return 'attempting'
   end
   count(KEYS[2], e.s, e.c, -1) -- failed or cancelled: free to try again
+  entry.d = e.d
+  entry.f = e.f
 end
-local entry = {s = 'attempting', o = ARGV[2], c = ARGV[3], t = ARGV[4]}
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
 count(KEYS[2], 'attempting', ARGV[3], 1)
+if KEYS[4] then
+  redis.call('HSET', KEYS[4], ARGV[5], ARGV[1])
+  keep(KEYS[4], ARGV[6])
+end
 return false
 """
 )
@@ -120,12 +185,15 @@ return false
 SETTLE = (
     _LEDGER_PRELUDE
     + """
--- KEYS: ledger, counts; ARGV: message key, owner token, state, message id, code, now
--- Records the outcome of our claim; returns 0 if the claim is not ours (any more).
+-- KEYS: ledger, counts[, message id's hash]; ARGV: message key, owner token, state, message id,
+-- code, now[, "<campaign>:<message key>", ttl]. Records the outcome of our claim (a `sent` one
+-- with its message id: the id now names the key, and its orphan statuses are applied);
+-- returns 0 if the claim is not ours (any more).
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local e = cjson.decode(raw)
 if e.o ~= ARGV[2] then return 0 end
+local before = copy(e)
 if e.s ~= ARGV[3] then
   count(KEYS[2], e.s, e.c, -1)
   count(KEYS[2], ARGV[3], e.c, 1)
@@ -134,8 +202,87 @@ e.s = ARGV[3]
 e.t = ARGV[6]
 if ARGV[4] ~= '' then e.id = ARGV[4] end
 if ARGV[5] ~= '' then e.code = tonumber(ARGV[5]) end
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], 'k', ARGV[7])
+  keep(KEYS[3], ARGV[8])
+  adopt(KEYS[3], e)
+end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(e))
+retally(KEYS[2], before, e)
 return 1
+"""
+)
+
+# Not cluster-safe: the keys a status touches (its campaign's) are found inside the script.
+RECORD = (
+    _LEDGER_PRELUDE
+    + """
+-- ARGV: prefix, ttl, number of statuses n, then 5 values per status: message id, status, failure
+-- code, tag campaign, tag digest ('' when absent), then the ids of inbound messages. Returns
+-- 1 (first seen) or 0 (a duplicate) for each status, then for each message.
+local P, ttl, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local out = {}
+local function deliver(w, id, d, f, tag_campaign, digest)
+  local k = redis.call('HGET', w, 'k')
+  local campaign, key, learned
+  if k then
+    local at = string.find(k, ':', 1, true)
+    campaign, key = string.sub(k, 1, at - 1), string.sub(k, at + 1)
+  elseif tag_campaign ~= '' then
+    key = redis.call('HGET', P .. ':campaign:' .. tag_campaign .. ':tags', digest)
+    if key then campaign, learned = tag_campaign, true end
+  end
+  local ledger = campaign and P .. ':campaign:' .. campaign .. ':ledger'
+  local raw = ledger and redis.call('HGET', ledger, key)
+  local ok, e = false, nil
+  if raw then ok, e = pcall(cjson.decode, raw) end
+  if not ok then -- an orphan (or its campaign is gone): kept until its id names a key
+    local o = redis.call('HMGET', w, 'd', 'f')
+    local t = {d = o[1], f = o[2]}
+    if fold(t, d, f) then
+      if t.d then redis.call('HSET', w, 'd', t.d) end
+      if t.f then redis.call('HSET', w, 'f', t.f) end
+    end
+    return
+  end
+  local before = copy(e)
+  local changed = fold(e, d, f)
+  if learned then -- the tag named the key: so does the id from now on
+    redis.call('HSET', w, 'k', campaign .. ':' .. key)
+    if not e.id then e.id = id; changed = true end
+    if adopt(w, e) then changed = true end
+  end
+  if changed then
+    redis.call('HSET', ledger, key, cjson.encode(e))
+    retally(P .. ':campaign:' .. campaign .. ':counts', before, e)
+  end
+end
+for i = 0, n - 1 do
+  local b = 4 + 5 * i
+  local id, status = ARGV[b], ARGV[b + 1]
+  local w = P .. ':wamid:' .. id
+  if redis.call('HSETNX', w, 's:' .. status, '1') == 1 then
+    keep(w, ttl)
+    out[#out + 1] = 1
+    if status == 'failed' then
+      deliver(w, id, nil, ARGV[b + 2], ARGV[b + 3], ARGV[b + 4])
+    elseif RANK[status] then
+      deliver(w, id, status, nil, ARGV[b + 3], ARGV[b + 4])
+    end
+  else
+    out[#out + 1] = 0
+  end
+end
+for j = 4 + 5 * n, #ARGV do
+  local w = P .. ':wamid:' .. ARGV[j]
+  if redis.call('HSETNX', w, 'm', '1') == 1 then
+    keep(w, ttl)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
 """
 )
 
@@ -152,13 +299,16 @@ return 1
 """
 
 FINISH_BATCH = """
--- KEYS: campaign meta, done set; ARGV: batch id. Counts each batch once.
+-- KEYS: campaign meta, done set, then the campaign's other keys; ARGV: batch id[, ttl]. Counts
+-- each batch once; with a ttl, the campaign's keys (its tags too) expire that long after.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'batches_done', 1)
-  return 1
+local new = redis.call('SADD', KEYS[2], ARGV[1])
+if new == 1 then redis.call('HINCRBY', KEYS[1], 'batches_done', 1) end
+if ARGV[2] then
+  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+  redis.call('EXPIRE', (string.gsub(KEYS[1], ':meta$', ':tags')), ARGV[2])
 end
-return 0
+return new
 """
 
 # Resets the idle time of the stream entries this consumer still owns, so that no other worker
