@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import journal, memory, overhead, rate, throughput
+from . import journal, memory, overhead, rate, statuses, throughput, webhooks
 from ._common import pywa_version
 from ._server import FakeServer, cpus, pin, uvloop_version
 from ._stats import Result, Row, log
@@ -29,7 +29,7 @@ NETWORK: dict[str, Callable[[str, bool], Awaitable[Result]]] = {
     "rate": rate.run,
     "journal": journal.run,
 }
-SCENARIOS = ("overhead", "throughput", "memory", "rate", "journal")
+SCENARIOS = ("overhead", "throughput", "memory", "rate", "journal", "webhooks", "statuses")
 REQUIRED = (
     "overhead_ratio_sdk_vs_raw",
     "throughput_ratio_sdk_vs_raw",
@@ -37,6 +37,10 @@ REQUIRED = (
     "bulk_1m_peak_rss_mb",
     "rate_error_pct_80",
     "journal_throughput_ratio",
+    "webhook_store_posts_s",
+    "webhook_store_ratio_vs_bare",
+    "webhook_store_ack_p99_ms",
+    "statuses_rss_growth_mb",
 )
 
 
@@ -114,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             if name == "memory":
                 results[name] = memory.run(args.quick)
+            elif name == "statuses":
+                results[name] = statuses.run(args.quick)
+            elif name == "webhooks":  # the receivers stay on this CPU, the load goes to the other
+                results[name] = asyncio.run(webhooks.run(args.quick, server_cpu))
             else:
                 results[name] = asyncio.run(NETWORK[name](server.url, args.quick))
     elapsed = time.perf_counter() - started
