@@ -48,17 +48,18 @@ _SEE: Final = (
     "INSERT INTO webhook_seen (id, status, seen_at) VALUES (?1, ?2, ?3) "
     "ON CONFLICT (id, status) DO UPDATE SET seen_at = ?3 WHERE seen_at <= ?4"
 )
-_BY_WAMID: Final = "SELECT id, wamid FROM messages WHERE wamid = ? LIMIT 1"
 _BY_ROW: Final = "SELECT id, wamid FROM messages WHERE id = ?"
-# Parameters: rank (0 for failed), status, its time, failed?, code, title, wamid, row.
-_MERGE: Final = (
-    f"UPDATE messages SET delivery = CASE WHEN ?1 > {_RANK} THEN ?2 ELSE delivery END, "
+# Parameters: rank (0 for failed), status, its time, failed?, code, title, then the row id
+# (_MERGE) or the wamid (_MERGE_WAMID: one statement finds and merges, the common case).
+_SET: Final = (
+    f"delivery = CASE WHEN ?1 > {_RANK} THEN ?2 ELSE delivery END, "
     f"delivery_at = CASE WHEN ?1 > {_RANK} THEN ?3 ELSE delivery_at END, "
     "error_code = CASE WHEN ?4 AND failed_at IS NULL THEN ?5 ELSE error_code END, "
     "error_title = CASE WHEN ?4 AND failed_at IS NULL THEN ?6 ELSE error_title END, "
-    "failed_at = CASE WHEN ?4 AND failed_at IS NULL THEN ?3 ELSE failed_at END "
-    "WHERE id = ?8"  # ?7, the wamid, is set apart: rewriting it would rewrite its index entry
+    "failed_at = CASE WHEN ?4 AND failed_at IS NULL THEN ?3 ELSE failed_at END"
 )
+_MERGE: Final = f"UPDATE messages SET {_SET} WHERE id = ?7"
+_MERGE_WAMID: Final = f"UPDATE messages SET {_SET} WHERE wamid = ?7"
 _LEARN: Final = "UPDATE messages SET wamid = ? WHERE id = ? AND wamid IS NULL"
 _ORPHAN: Final = (
     "INSERT INTO orphans (wamid, status, callback, error_code, error_title, at, received_at) "
@@ -234,14 +235,18 @@ def _merge(
     title = error.message[:300] if error is not None and error.message else None
     at = float(status.timestamp) if status.timestamp is not None else now
     wamid, tag = status.message_id, status.callback_data
-    found = db.execute(_BY_WAMID, (wamid,)).fetchone()
-    if found is None and (row := row_of_tag(tag, prefix)) is not None:
+    before = db.total_changes
+    db.execute(_MERGE_WAMID, (rank, status.status, at, failed, code, title, wamid))
+    if db.total_changes > before:
+        return  # a row with that wamid
+    found = None
+    if (row := row_of_tag(tag, prefix)) is not None:
         found = db.execute(_BY_ROW, (row,)).fetchone()
     if found is None:
         db.execute(_ORPHAN, (wamid, status.status, tag, code, title, at, now))
         return
     row, known = found
-    db.execute(_MERGE, (rank, status.status, at, failed, code, title, wamid, row))
+    db.execute(_MERGE, (rank, status.status, at, failed, code, title, row))
     if known is None:  # the row learns its wamid from the tag: the orphans of it are its own
         db.execute(_LEARN, (wamid, row))
         _adopt(db, row, wamid, horizon)
@@ -252,7 +257,7 @@ def _adopt(db: sqlite3.Connection, row: int, wamid: str, horizon: float) -> None
     orphans = db.execute(_ORPHANS_OF, (wamid, horizon)).fetchall()
     for status, code, title, at in orphans:
         failed = status == "failed"
-        db.execute(_MERGE, (RANKS.get(status, 0), status, at, failed, code, title, wamid, row))
+        db.execute(_MERGE, (RANKS.get(status, 0), status, at, failed, code, title, row))
     if orphans:
         db.execute("DELETE FROM orphans WHERE wamid = ?", (wamid,))
 

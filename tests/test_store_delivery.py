@@ -31,7 +31,7 @@ from dialog360_async import (
 )
 from dialog360_async._report import DeliveryReport
 from dialog360_async._results import ErrorDetail
-from dialog360_async._store_delivery import _BY_ROW, _BY_WAMID
+from dialog360_async._store_delivery import _BY_ROW, _MERGE_WAMID
 from dialog360_async._store_file import SCHEMA_VERSION, row_of_tag
 from dialog360_async.errors import NotEngagedError
 from dialog360_async.testing import FakeDialog360
@@ -401,8 +401,8 @@ async def test_report_on_a_large_store_counts_every_row(tmp_path: Path) -> None:
         )
         db.commit()
         plans = [
-            " ".join(str(r[3]) for r in db.execute(f"EXPLAIN QUERY PLAN {query}", ("x",)))
-            for query in (_BY_WAMID, _BY_ROW)
+            " ".join(str(r[3]) for r in db.execute(f"EXPLAIN QUERY PLAN {query}", values))
+            for query, values in ((_MERGE_WAMID, (2, "read", 0, 0, 0, "", "x")), (_BY_ROW, (1,)))
         ]
     async with BroadcastStore(path) as store:
         report = await store.report()
