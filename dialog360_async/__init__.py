@@ -1,7 +1,8 @@
 """Asyncio-native SDK for the 360dialog WhatsApp Business API.
 
-Send location and contacts messages; block, unblock, list and report users; all through
-aiohttp with retries that never duplicate a message. Start with :class:`Dialog360Client`.
+Send location, contacts, text and template messages; block, unblock, list and report users;
+all through aiohttp with retries that never duplicate a message. Start with
+:class:`Dialog360Client`.
 """
 
 from ._bulk import BulkSender, message_key
@@ -38,6 +39,24 @@ from ._results import (
 from ._retry import RetryPolicy
 from ._secret import Secret
 from ._store import BroadcastStore
+from ._templates import (
+    BodyComponent,
+    ButtonComponent,
+    Component,
+    CurrencyParameter,
+    DateTimeParameter,
+    DocumentParameter,
+    HeaderComponent,
+    ImageParameter,
+    LocationParameter,
+    Parameter,
+    PayloadParameter,
+    Template,
+    TemplateMessage,
+    TextMessage,
+    TextParameter,
+    VideoParameter,
+)
 from ._version import __version__
 from .errors import (
     APIError,
@@ -61,28 +80,37 @@ __all__ = [
     "Address",
     "AuthenticationError",
     "BlockResult",
+    "BlocklistPage",
+    "BodyComponent",
+    "BroadcastStore",
     "BulkSender",
     "BulkStats",
     "BulkSummary",
-    "BlocklistPage",
-    "BroadcastStore",
+    "ButtonComponent",
+    "Component",
     "Contact",
     "ContactStatus",
     "ContactsMessage",
+    "CurrencyParameter",
+    "DateTimeParameter",
     "DeliveryReport",
     "DeliveryUnknownError",
     "Dialog360Client",
     "Dialog360Error",
+    "DocumentParameter",
     "Email",
     "ErrorDetail",
     "FailedUser",
     "FailureCount",
+    "HeaderComponent",
+    "ImageParameter",
     "InvalidParameterError",
     "JournalError",
     "Ledger",
     "Limiter",
     "Location",
     "LocationMessage",
+    "LocationParameter",
     "Message",
     "Name",
     "NotEngagedError",
@@ -90,7 +118,9 @@ __all__ = [
     "Org",
     "Outcome",
     "PairRateLimitError",
+    "Parameter",
     "PartnerClient",
+    "PayloadParameter",
     "PermissionDeniedError",
     "Phone",
     "RateLimitError",
@@ -101,11 +131,16 @@ __all__ = [
     "ServerError",
     "SessionPool",
     "SpamRateLimitError",
+    "Template",
+    "TemplateMessage",
+    "TextMessage",
+    "TextParameter",
     "TransportError",
     "UnreachableError",
     "Url",
     "UserRef",
     "ValidationError",
+    "VideoParameter",
     "__version__",
     "message_key",
 ]

@@ -12,11 +12,12 @@ from . import _channels
 from . import _validation as v
 from ._attempt import DEFAULT_MAX_RESPONSE_BYTES
 from ._middleware import RetryMiddleware
-from ._models import Contact, ContactsMessage, Location, LocationMessage, Message
+from ._models import MESSAGE_TYPES, Contact, ContactsMessage, Location, LocationMessage, Message
 from ._ratelimit import Limiter, RateLimiter
 from ._results import SentMessage
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
+from ._templates import Template, TemplateMessage, TextMessage
 from ._transport import Transport
 from ._webhook_config import WEBHOOK_PATH, WebhookConfig, confirmed, webhook_body, webhook_config
 from ._wire import sent_message
@@ -235,17 +236,17 @@ class MessagingClient(BaseClient):
             limiter.set_rate(rate)
 
     async def send(self, message: Message, *, callback_data: str | None = None) -> SentMessage:
-        """Send a location or contacts message.
+        """Send a location, contacts, text or template message.
 
         Args:
-            message: a LocationMessage or ContactsMessage.
+            message: a LocationMessage, ContactsMessage, TextMessage or TemplateMessage.
             callback_data: Cloud API only: up to 256 bytes (UTF-8) that WhatsApp echoes in
                 this message's status webhooks (``StatusUpdate.callback_data``), e.g. to match
                 a status to a send whose answer was lost. Not an idempotency key.
 
         Raises:
-            ValidationError: ``message`` is not a LocationMessage or ContactsMessage, or
-                ``callback_data`` is not allowed (too long, or on On-Premise).
+            ValidationError: ``message`` is none of those, ``callback_data`` is not allowed
+                (too long, or on On-Premise), or an On-Premise template has no namespace.
             APIError: the API refused it (see the subclasses in ``dialog360_async.errors``).
             DeliveryUnknownError: it may or may not have been delivered.
         """
@@ -274,6 +275,29 @@ class MessagingClient(BaseClient):
             ContactsMessage(to=to, contacts=cards), callback_data=callback_data
         )
 
+    async def send_text(
+        self,
+        to: str,
+        body: str,
+        *,
+        preview_url: bool = False,
+        callback_data: str | None = None,
+    ) -> SentMessage:
+        """Send a text of 1 to 4096 characters to ``to`` (inside the user's 24-hour window);
+        ``preview_url`` previews the first URL in it; ``callback_data`` as in :meth:`send`."""
+        return await self._deliver(
+            TextMessage(to=to, body=body, preview_url=preview_url), callback_data=callback_data
+        )
+
+    async def send_template(
+        self, to: str, template: Template, *, callback_data: str | None = None
+    ) -> SentMessage:
+        """Send an approved template to ``to`` (allowed outside the 24-hour window);
+        ``callback_data`` as in :meth:`send`. On-Premise needs ``template.namespace``."""
+        return await self._deliver(
+            TemplateMessage(to=to, template=template), callback_data=callback_data
+        )
+
     async def _deliver(
         self,
         message: Message,
@@ -283,9 +307,11 @@ class MessagingClient(BaseClient):
     ) -> SentMessage:
         """Send one message; the bulk sender passes its own RetryMiddleware to pace and watch
         it. An answer without a ``messages[0].id`` is no success (DeliveryUnknownError)."""
-        if not isinstance(message, LocationMessage | ContactsMessage):
+        if not isinstance(message, MESSAGE_TYPES):
             raise ValidationError(
-                "message", f"must be a LocationMessage or ContactsMessage, got {message!r}"
+                "message",
+                "must be a LocationMessage, ContactsMessage, TextMessage or TemplateMessage, "
+                f"got {v.shown(message)}",
             )
         _, sent = await self._request(
             "POST",

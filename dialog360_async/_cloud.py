@@ -92,6 +92,8 @@ class Dialog360Client(MessagingClient):
     def _message_body(self, message: Message, callback_data: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
         body.update(unstructure(message))
+        if message.type == "template":
+            body["template"].pop("namespace", None)  # On-Premise only (webhooks-and-statuses §6)
         if callback_data is not None:
             body["biz_opaque_callback_data"] = check_callback_data(callback_data)
         return body

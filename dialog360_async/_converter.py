@@ -13,9 +13,10 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from . import _templates as t
 from ._results import ErrorDetail
 from ._wire import MessageId
-from .errors import APIError
+from .errors import APIError, ValidationError
 
 __all__ = ["structure", "structure_response", "unstructure"]
 
@@ -35,6 +36,7 @@ def _build() -> cattrs.Converter:
         return make_dict_unstructure_fn(cls, conv, _cattrs_include_init_false=True, **overrides)
 
     conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
+    _template_hooks(conv)
     conv.register_structure_hook(ErrorDetail, _error_detail)
     # A wamid is taken as it came, for its validator to judge: the default str hook would turn
     # a null id into the string "None", recorded as sent.
@@ -63,6 +65,157 @@ def _error_detail(data: Any, _: type[ErrorDetail]) -> ErrorDetail:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+# -- text and template messages: flat models, nested wire (see _templates) -------------------
+
+_SCALAR = frozenset({"text", "payload"})  # {"type": "text", "text": "..."}: no inner object
+_PARAMETER_KINDS: dict[str, type[Any]] = {
+    attrs.fields(cls).type.default: cls for cls in t.PARAMETERS
+}
+_COMPONENT_KINDS: dict[str, type[Any]] = {
+    "header": t.HeaderComponent,
+    "body": t.BodyComponent,
+    "button": t.ButtonComponent,
+}
+
+
+def _unstructure_parameter(p: Any) -> dict[str, Any]:
+    kind = p.type
+    if kind in _SCALAR:
+        return {"type": kind, kind: getattr(p, kind)}
+    inner = {a.name: getattr(p, a.name) for a in attrs.fields(type(p)) if a.init}
+    return {"type": kind, kind: {k: value for k, value in inner.items() if value is not None}}
+
+
+def _unstructure_component(c: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": c.type}
+    if isinstance(c, t.ButtonComponent):
+        out["sub_type"] = c.sub_type
+        out["index"] = str(c.index)
+    out["parameters"] = [_unstructure_parameter(p) for p in c.parameters]
+    return out
+
+
+def _unstructure_template(template: t.Template) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if template.components:
+        out["components"] = [_unstructure_component(c) for c in template.components]
+    if template.namespace is not None:
+        out["namespace"] = template.namespace
+    return out
+
+
+def _object(data: Any, where: str, allowed: frozenset[str]) -> dict[str, Any]:
+    # Strict: a misspelt key in a JSONL line must not pass as an absent optional field.
+    if not isinstance(data, dict):
+        raise ValidationError(where, f"must be an object, got {type(data).__name__}")
+    unknown = [key for key in data if key not in allowed]
+    if unknown:
+        raise ValidationError(where, f"unknown key {unknown[0]!r}")
+    return data
+
+
+def _make(cls: type[_T], where: str, fields: dict[str, Any]) -> _T:
+    names = {a.name for a in attrs.fields(cls) if a.init}  # type: ignore[arg-type]
+    unknown = [key for key in fields if key not in names]
+    if unknown:
+        raise ValidationError(where, f"unknown key {unknown[0]!r}")
+    missing = [a.name for a in attrs.fields(cls) if a.init and a.default is attrs.NOTHING]  # type: ignore[arg-type]
+    absent = [name for name in missing if name not in fields]
+    if absent:
+        raise ValidationError(where, f"missing {absent[0]!r}")
+    return cls(**fields)
+
+
+def _kind(data: Any, kinds: dict[str, type[Any]], where: str) -> tuple[str, type[Any]]:
+    kind = data.get("type") if isinstance(data, dict) else None
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ValidationError(f"{where}.type", f"must be one of {', '.join(kinds)}, got {kind!r}")
+    return kind, kinds[kind]
+
+
+def _structure_parameter(data: Any, where: str) -> Any:
+    kind, cls = _kind(data, _PARAMETER_KINDS, where)
+    _object(data, where, frozenset({"type", kind}))
+    if kind in _SCALAR:
+        return _make(cls, where, {kind: data.get(kind)})
+    inner = data.get(kind)
+    if not isinstance(inner, dict):
+        raise ValidationError(f"{where}.{kind}", f"must be an object, got {type(inner).__name__}")
+    return _make(cls, f"{where}.{kind}", inner)
+
+
+def _parameters(data: Any, where: str) -> list[Any]:
+    if not isinstance(data, list):
+        raise ValidationError(where, f"must be a list, got {type(data).__name__}")
+    return [_structure_parameter(item, f"{where}[{i}]") for i, item in enumerate(data)]
+
+
+def _structure_component(data: Any, where: str) -> Any:
+    kind, cls = _kind(data, _COMPONENT_KINDS, where)
+    extra = {"sub_type", "index"} if kind == "button" else set()
+    fields = dict(_object(data, where, frozenset({"type", "parameters", *extra})))
+    del fields["type"]
+    fields["parameters"] = _parameters(data.get("parameters"), f"{where}.parameters")
+    return _make(cls, where, fields)
+
+
+def _template_from(data: Any, where: str) -> t.Template:
+    fields = dict(_object(data, where, frozenset({"name", "language", "components", "namespace"})))
+    if "language" not in fields:
+        raise ValidationError(where, "missing 'language'")
+    language = _object(fields["language"], f"{where}.language", frozenset({"code", "policy"}))
+    if language.get("policy", "deterministic") != "deterministic":
+        raise ValidationError(f"{where}.language.policy", "must be 'deterministic'")
+    fields["language"] = language.get("code")
+    components = fields.get("components", [])
+    if not isinstance(components, list):
+        raise ValidationError(f"{where}.components", "must be a list")
+    fields["components"] = [
+        _structure_component(c, f"{where}.components[{i}]") for i, c in enumerate(components)
+    ]
+    return _make(t.Template, where, fields)
+
+
+def _structure_template(data: Any, _: type[Any]) -> t.Template:
+    return _template_from(data, "template")
+
+
+def _structure_message(data: Any, cls: type[Any]) -> Any:
+    kind = attrs.fields(cls).type.default
+    fields = dict(_object(data, "$", frozenset({"to", "type", kind})))
+    if fields.pop("type", kind) != kind:
+        raise ValidationError("$.type", f"must be {kind!r}, got {data.get('type')!r}")
+    if kind not in fields:
+        raise ValidationError("$", f"missing {kind!r}")
+    if cls is t.TextMessage:
+        text = _object(fields.pop("text"), "$.text", frozenset({"body", "preview_url"}))
+        if "body" not in text:
+            raise ValidationError("$.text", "missing 'body'")
+        fields.update(text)
+    else:
+        fields["template"] = _template_from(fields["template"], "$.template")
+    return _make(cls, "$", fields)
+
+
+def _template_hooks(conv: cattrs.Converter) -> None:
+    for cls in t.PARAMETERS:
+        conv.register_unstructure_hook(cls, _unstructure_parameter)
+    for cls in _COMPONENT_KINDS.values():
+        conv.register_unstructure_hook(cls, _unstructure_component)
+    conv.register_unstructure_hook(t.Template, _unstructure_template)
+    conv.register_unstructure_hook(
+        t.TextMessage,
+        lambda m: {
+            "to": m.to,
+            "type": "text",
+            "text": {"body": m.body, "preview_url": m.preview_url},
+        },
+    )
+    conv.register_structure_hook(t.Template, _structure_template)
+    conv.register_structure_hook(t.TextMessage, _structure_message)
+    conv.register_structure_hook(t.TemplateMessage, _structure_message)
 
 
 _converter = _build()

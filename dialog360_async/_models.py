@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from . import _validation as v
+from ._templates import TemplateMessage, TextMessage
 from .errors import ValidationError
 
 __all__ = [
@@ -240,5 +241,15 @@ class ContactsMessage:
     type: Literal["contacts"] = attrs.field(default="contacts", init=False)
 
 
-Message = LocationMessage | ContactsMessage
+Message = LocationMessage | ContactsMessage | TextMessage | TemplateMessage
 """Any outbound message the clients and the bulk sender accept."""
+
+MESSAGE_KINDS: dict[str, type[Message]] = {
+    "location": LocationMessage,
+    "contacts": ContactsMessage,
+    "text": TextMessage,
+    "template": TemplateMessage,
+}
+"""The message class of each wire ``type``: what ``structure(wire, kind)`` is given."""
+MESSAGE_TYPES: tuple[type[Message], ...] = tuple(MESSAGE_KINDS.values())
+"""The classes of :data:`Message`, for ``isinstance`` checks."""

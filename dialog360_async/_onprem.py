@@ -62,7 +62,16 @@ class OnPremiseClient(MessagingClient):
                 "is not supported by the On-Premise API (no biz_opaque_callback_data): use "
                 "Dialog360Client, or match statuses by message id",
             )
-        return unstructure(message)
+        body = unstructure(message)
+        if message.type == "template":
+            template = body["template"]
+            if "namespace" not in template:
+                raise ValidationError(
+                    "Template.namespace",
+                    "is required by the On-Premise API (the template namespace of the account)",
+                )
+            template["language"] = {"policy": "deterministic", "code": template["language"]["code"]}
+        return body
 
     async def block_users(
         self, users: Iterable[str] | str, *, reason: str | None = None

@@ -41,7 +41,6 @@ from ._store_file import (
     SETTLE,
     START,
     UNREADABLE,
-    Checkpointer,
     SendLock,
     connect,
     insert_claims,
@@ -100,7 +99,6 @@ class BroadcastStore:
             self._db.close()
             raise JournalError(f"cannot read the broadcast store {self.path}: {exc}") from None
         self._lock = SendLock(self.path)
-        self._checkpoints = Checkpointer(self.path)
         # Claims and settles wait in memory for the next commit, which writes them all in one
         # transaction: the write lock is held only while it runs (a receiver writes too).
         self._claims: list[tuple[Any, ...]] = []
@@ -112,9 +110,7 @@ class BroadcastStore:
         self._broken: JournalError | None = None
         self._unreadable: set[str] = set()
         self._unreadable_seen: set[str] = set()
-        self._webhooks = WebhookLog(
-            self.path, self._open, self._commit, self._checkpoints.committed, clock, self._prefix
-        )
+        self._webhooks = WebhookLog(self.path, self._open, self._commit, clock, self._prefix)
 
     async def __aenter__(self) -> Self:
         return self
@@ -194,7 +190,6 @@ class BroadcastStore:
         """Record the webhooks queued, finish the run, if one is going, and close the database."""
         self._webhooks.flush()
         self.finish()
-        await self._checkpoints.close()
         db, self._db = self._db, None
         if db is not None:
             db.close()
@@ -395,7 +390,6 @@ class BroadcastStore:
                 db.executemany(SETTLE, settles)
                 adopt_settled(db, settles, self._clock() - DEDUP_TTL)
             db.execute("COMMIT")
-            self._checkpoints.committed()
         except sqlite3.Error as exc:
             self._settles[:0] = settles  # tried again when the run finishes
             fates = [self._fail(exc)] * len(claims)  # gone with the rollback: none may be sent

@@ -127,7 +127,6 @@ class WebhookLog:
         path: the store's file (for messages).
         connection: the store's connection (raises JournalError once it is closed).
         before: writes what the store's sender has queued (its settles carry wamids).
-        after: told of each commit (the store's checkpoints).
         clock: Unix time.
         prefix: the store's callback tags start with it (the row id follows).
         ttl: seconds a dedup key and an orphan are kept.
@@ -138,7 +137,6 @@ class WebhookLog:
         path: Path,
         connection: Callable[[], sqlite3.Connection],
         before: Callable[[], None],
-        after: Callable[[], None],
         clock: Callable[[], float],
         prefix: str,
         ttl: float = DEDUP_TTL,
@@ -147,7 +145,6 @@ class WebhookLog:
         self._path = path
         self._connection = connection
         self._before = before
-        self._after = after
         self._clock = clock
         self._ttl = ttl
         self._queue: list[tuple[Notification, asyncio.Future[Notification]]] = []
@@ -190,7 +187,6 @@ class WebhookLog:
                 full = _sweep(db, now - self._ttl)
                 self._next_sweep = now + (1.0 if full else 60.0)
             db.execute("COMMIT")
-            self._after()
         except Exception as exc:
             if db is not None and db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):

@@ -400,10 +400,13 @@ async def test_subprocess_broadcast_from_stdin(fake: FakeDialog360, tmp_path: Pa
     assert sorted(json.loads(line)["to"] for line in out.splitlines()) == USERS
     assert "sent:      3" in err
     assert API_KEY not in out + err
-    bad = text + b'{"to": "+15550009", "type": "text"}\n'
+    bad = text + b'{"to": "+15550009", "type": "image"}\n'
     code, out, err = await _run("broadcast", "-", stdin=bad, env=env)
     assert (code, out) == (2, "")
-    assert err == 'dialog360: <stdin>:4: $.type: must be "location" or "contacts", got \'text\'\n'
+    assert err == (
+        'dialog360: <stdin>:4: $.type: must be "location", "contacts", "text" or "template", '
+        "got 'image'\n"
+    )
     assert fake.sends == {u.lstrip("+"): 1 for u in USERS}
 
 

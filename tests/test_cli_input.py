@@ -45,7 +45,7 @@ def _error(tmp_path: Path, name: str, text: str) -> str:
         ({"to": "+15550001", "contacts": [{**ADA, "phones": "+1"}]}, "phones: must be a list"),
         ({"to": "+15550001", "contacts": [{"name": {"formatted_name": "Ada"}}]}, "Name: needs"),
         ({"to": "+15550001", "type": "location", "contacts": [ADA]}, "missing 'location'"),
-        ({"to": "+15550001", "type": "text", "text": {}}, '$.type: must be "location" or'),
+        ({"to": "+15550001", "type": "image", "image": {}}, '$.type: must be "location", '),
         ({"to": "+15550001", "location": LOCATION, "key": ""}, "$.key: must be a non-empty"),
         ({"to": "+15550001", "location": LOCATION, "extra": 1}, "$: unknown key 'extra'"),
         ([1, 2], "a message must be a JSON object, got list"),

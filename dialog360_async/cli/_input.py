@@ -26,7 +26,16 @@ import cattrs
 
 from .._bulk import message_key
 from .._converter import structure
-from .._models import Contact, ContactsMessage, Location, LocationMessage, Message, Name, Phone
+from .._models import (
+    MESSAGE_KINDS,
+    Contact,
+    ContactsMessage,
+    Location,
+    LocationMessage,
+    Message,
+    Name,
+    Phone,
+)
 from ..errors import ValidationError
 
 __all__ = ["InputError", "MessageSource", "Row", "UsageError", "load_contacts", "parse_contacts"]
@@ -191,7 +200,7 @@ def _message(data: Any) -> tuple[Message, str | None]:
     kind = data.get("type")
     if kind is None:
         # The payload key names the type unambiguously; only "type" itself is optional.
-        kind = "location" if "location" in data else "contacts" if "contacts" in data else None
+        kind = next((name for name in MESSAGE_KINDS if name in data), None)
     key = data.get("key")
     if key is not None and (not isinstance(key, str) or not key):
         raise ValueError(f"$.key: must be a non-empty string, got {key!r}")
@@ -199,7 +208,14 @@ def _message(data: Any) -> tuple[Message, str | None]:
         return _build(data, LocationMessage, "$"), key
     if kind == "contacts":
         return _build(data, ContactsMessage, "$"), key
-    raise ValueError(f'$.type: must be "location" or "contacts", got {kind!r}')
+    if kind in ("text", "template"):
+        # Their wire shape nests what the models hold flat: the converter checks it strictly.
+        wire = {name: value for name, value in data.items() if name not in _MESSAGE_EXTRAS}
+        try:
+            return structure({**wire, "type": kind}, MESSAGE_KINDS[kind]), key
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from None
+    raise ValueError(f'$.type: must be "location", "contacts", "text" or "template", got {kind!r}')
 
 
 def _jsonl_rows(lines: Iterable[str], source: str) -> Iterator[Row]:

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from .._bulk import BulkSender
 from .._cloud import Dialog360Client
 from .._converter import structure
-from .._models import ContactsMessage, LocationMessage, Message
+from .._models import MESSAGE_KINDS, Message
 from .._onprem import OnPremiseClient
 from .._pool import SessionPool
 from ._config import BrokerSettings, WorkerSettings
@@ -41,18 +41,13 @@ logger = logging.getLogger("dialog360_async.distributed")
 
 _Client = Dialog360Client | OnPremiseClient
 
-_KINDS: dict[str, type[LocationMessage] | type[ContactsMessage]] = {
-    "location": LocationMessage,
-    "contacts": ContactsMessage,
-}
-
 
 def decode_item(item: Any) -> tuple[str, Message]:
     """``[key, wire message]`` from a task as ``(key, Message)``; raises on a bad shape."""
     key, wire = item
     if not isinstance(key, str) or not isinstance(wire, dict):
         raise ValueError("expected [key, message object]")
-    kind = _KINDS.get(wire.get("type", ""))
+    kind = MESSAGE_KINDS.get(wire.get("type", ""))
     if kind is None:
         raise ValueError(f"unsupported message type {wire.get('type')!r}")
     return key, structure(wire, kind)

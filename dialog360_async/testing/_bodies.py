@@ -206,11 +206,69 @@ def _text(body: Mapping[str, Any]) -> None:
     value = _require(text, "body", "text.")
     if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
         raise BodyError(f"text.body must be a string of 1 to {MAX_TEXT} characters.")
+    if not isinstance(text.get("preview_url", False), bool):
+        raise BodyError("text.preview_url must be a boolean.")
+
+
+# Parameter type -> the members its object must have ("" : the value is a string).
+_PARAMETER_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "text": ("",),
+    "payload": ("",),
+    "currency": ("fallback_value", "code", "amount_1000"),
+    "date_time": ("fallback_value",),
+    "location": ("latitude", "longitude"),
+    "image": (),
+    "video": (),
+    "document": (),
+}
+_MEDIA: Final = frozenset({"image", "video", "document"})
+
+
+def _parameter(parameter: object, where: str) -> None:
+    item = _object(parameter, where)
+    kind = item.get("type")
+    if not isinstance(kind, str) or kind not in _PARAMETER_FIELDS:
+        raise BodyError(f"{where}.type must be one of {', '.join(_PARAMETER_FIELDS)}.")
+    fields = _PARAMETER_FIELDS[kind]
+    if fields == ("",):
+        value = _require(item, kind, f"{where}.")
+        if not isinstance(value, str) or not value:
+            raise BodyError(f"{where}.{kind} must be a non-empty string.")
+        return
+    inner = _object(_require(item, kind, f"{where}."), f"{where}.{kind}")
+    for field in fields:
+        _require(inner, field, f"{where}.{kind}.")
+    if kind == "location":
+        _coordinate(inner["latitude"], f"{where}.location.latitude", 90.0)
+        _coordinate(inner["longitude"], f"{where}.location.longitude", 180.0)
+    if kind in _MEDIA and ("link" in inner) == ("id" in inner):
+        raise BodyError(f"{where}.{kind} needs exactly one of link and id.")
+    if isinstance(inner.get("link"), str) and not inner["link"].startswith("https://"):
+        raise BodyError(f"{where}.{kind}.link must be an https URL.")
+
+
+def _component(component: object, where: str) -> None:
+    item = _object(component, where)
+    kind = item.get("type")
+    if kind not in ("header", "body", "button"):
+        raise BodyError(f"{where}.type must be one of header, body, button.")
+    if kind == "button":
+        if item.get("sub_type") not in ("quick_reply", "url"):
+            raise BodyError(f'{where}.sub_type must be "quick_reply" or "url".')
+        index = _require(item, "index", f"{where}.")
+        if not isinstance(index, str) or not index.isdigit() or len(index) > 1:
+            raise BodyError(f'{where}.index must be a button position "0" to "9".')
+    parameters = item.get("parameters", [])
+    if not isinstance(parameters, list):
+        raise BodyError(f"{where}.parameters must be a list of objects.")
+    for i, parameter in enumerate(parameters):
+        _parameter(parameter, f"{where}.parameters[{i}]")
 
 
 def _template(body: Mapping[str, Any], *, cloud: bool) -> None:
     # webhooks-and-statuses.md §6: name + language.code; On-Premise also needs the namespace
-    # and the deterministic language policy. Components are passed through, not checked.
+    # and the deterministic language policy. Components are checked for their shape; whether
+    # they fit the template is the registry's question (_templates.refusal).
     template = _object(_require(body, "template"), "template")
     name = _require(template, "name", "template.")
     if not isinstance(name, str) or not name.strip():
@@ -224,6 +282,8 @@ def _template(body: Mapping[str, Any], *, cloud: bool) -> None:
         not isinstance(components, list) or not all(isinstance(c, dict) for c in components)
     ):
         raise BodyError("template.components must be a list of objects.")
+    for i, component in enumerate(components or ()):
+        _component(component, f"template.components[{i}]")
     if not cloud:
         namespace = _require(template, "namespace", "template.")
         if not isinstance(namespace, str) or not namespace:

@@ -21,13 +21,14 @@ from ._models import FakeResponse, RecordedRequest
 from ._routes import add_routes
 from ._state import Channel, Channels
 from ._stats import Stats
+from ._templates import TemplateSide
 from ._webhook_api import WebhookSide
 from ._webhook_config import add_webhook_config_routes
 
 __all__ = ["FakeDialog360"]
 
 
-class FakeDialog360(WebhookSide):
+class FakeDialog360(WebhookSide, TemplateSide):
     """A faithful in-process fake of the 360dialog Cloud, On-Premise and Partner APIs.
 
     Serves Cloud routes at ``/``, On-Premise at ``/v1/...`` and the Partner API at ``/api/v2``
@@ -42,6 +43,10 @@ class FakeDialog360(WebhookSide):
     ``POST /v1/configs/webhook``) every accepted send gets status webhooks as `WebhookPlan`
     says, `user_writes` posts inbound messages, `delivery` remembers what was decided and
     `webhooks_idle` waits for the POSTs to end. Without one the send path does no extra work.
+
+    Templates: `add_template` registers approved ones with their variables, and from then on a
+    template send is refused as WhatsApp would (132001, 132000, 132012, 132015, 132016);
+    `set_template_status` pauses or disables one. Before any is added, any template is taken.
 
     Args:
         api_keys: Valid ``D360-API-KEY`` values, one channel each. None accepts any
@@ -107,6 +112,7 @@ class FakeDialog360(WebhookSide):
         self._port = port
         self._channels = Channels(api_keys)
         self._init_webhooks(webhook_url, webhook_headers, webhook_secret, webhooks)
+        self._init_templates()
         self._faults = Faults()
         self._stats = Stats()
         # The stats' own objects, cleared in place by reset(): recorded requests, oldest first,
