@@ -108,19 +108,19 @@ def hwm_mb() -> float:
     return float("nan")
 
 
-def measure(count: int) -> dict[str, Any]:
-    """Run the child and return what it printed.
+def measure(count: int, module: str = "benchmarks.memory") -> dict[str, Any]:
+    """Run ``python -m module count`` as a fresh child and return what it printed last (JSON).
 
     Linux carries a process's ru_maxrss across exec, and a child forked from this (large)
     process starts with this one's RSS: a small shell forks the child instead.
     """
-    child = [sys.executable, "-m", "benchmarks.memory", str(count)]
+    child = [sys.executable, "-m", module, str(count)]
     command = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *child]
     done = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
     )
     if done.returncode != 0:
-        raise RuntimeError(f"memory child failed: {done.stderr[-2000:]}")
+        raise RuntimeError(f"{module} child failed: {done.stderr[-2000:]}")
     got: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return got
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ._load import body
-from ._server import ROOT
 from ._stats import Result, Row, log, verdict
-from .memory import hwm_mb, peak_rss_mb, rss_mb
+from .memory import hwm_mb, measure, peak_rss_mb, rss_mb
 
 FLAT_GROWTH_MB = 20.0
 BATCH = 250  # record_webhook calls in flight at once (one commit)
-CHILD_TIMEOUT = 900.0
 
 
 async def _ingest(path: Path, count: int) -> dict[str, Any]:
@@ -72,23 +69,10 @@ def _child(count: int) -> dict[str, Any]:
     return got
 
 
-def measure(count: int) -> dict[str, Any]:
-    """Run the child (forked by a small shell: see ``memory.measure``); what it printed."""
-    child = [sys.executable, "-m", "benchmarks.statuses", str(count)]
-    command = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *child]
-    done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"statuses child failed: {done.stderr[-2000:]}")
-    got: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return got
-
-
 def run(quick: bool) -> Result:
     count = 200_000 if quick else 1_000_000
     log(f"statuses: {count:,} status webhooks into a BroadcastStore in a fresh process")
-    got = measure(count)
+    got = measure(count, "benchmarks.statuses")
     log(f"  {got}")
     growth = got["rss_end_mb"] - got["rss_checkpoint_mb"]
     got["growth_mb"] = growth

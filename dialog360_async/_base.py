@@ -12,7 +12,7 @@ from . import _channels
 from . import _validation as v
 from ._attempt import DEFAULT_MAX_RESPONSE_BYTES
 from ._middleware import RetryMiddleware
-from ._models import MESSAGE_TYPES, Contact, ContactsMessage, Location, LocationMessage, Message
+from ._models import Contact, ContactsMessage, Location, LocationMessage, Message, check_message
 from ._ratelimit import Limiter, RateLimiter
 from ._results import SentMessage
 from ._retry import RetryBudget, RetryPolicy
@@ -307,12 +307,7 @@ class MessagingClient(BaseClient):
     ) -> SentMessage:
         """Send one message; the bulk sender passes its own RetryMiddleware to pace and watch
         it. An answer without a ``messages[0].id`` is no success (DeliveryUnknownError)."""
-        if not isinstance(message, MESSAGE_TYPES):
-            raise ValidationError(
-                "message",
-                "must be a LocationMessage, ContactsMessage, TextMessage or TemplateMessage, "
-                f"got {v.shown(message)}",
-            )
+        check_message(message)
         _, sent = await self._request(
             "POST",
             self._messages_path,

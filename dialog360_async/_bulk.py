@@ -41,7 +41,7 @@ from ._cloud import Dialog360Client
 from ._gate import Gate, halts_channel, unsent_by_gate, waits
 from ._journal import JournalError, Ledger, check_name
 from ._middleware import AttemptReport, RetryMiddleware
-from ._models import MESSAGE_TYPES, Message
+from ._models import Message, check_message
 from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome, Status
 from ._store import BroadcastStore
@@ -225,11 +225,7 @@ class BulkSender:
         if isinstance(item, tuple) and len(item) == 2:
             client, message = item
         try:
-            if not isinstance(message, MESSAGE_TYPES):
-                raise ValidationError(
-                    "message",
-                    f"must be a location, contacts, text or template message, got {message!r}",
-                )
+            check_message(message)
             if client is not None:
                 channel = self._channel_for(client, self._channels)
             elif self._default is not None:

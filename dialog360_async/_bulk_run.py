@@ -13,6 +13,7 @@ from typing import Any, Final, Protocol, cast
 
 from . import _json
 from ._cloud import Dialog360Client
+from ._codes import error_code
 from ._converter import unstructure
 from ._gate import Gate
 from ._journal import JournalError, Ledger, State, new_campaign
@@ -95,13 +96,12 @@ class LedgerBook:
 
     async def record_outcome(self, outcome: Outcome) -> None:
         key, result = cast(str, outcome.key), outcome.result
-        code = getattr(outcome.error, "code", None)
         try:
             await self.ledger.settle(
                 key,
                 cast(State, outcome.status),
                 message_id=None if result is None else result.message_id,
-                code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+                code=error_code(outcome.error),
             )
         except asyncio.CancelledError:
             if _cancelling():

@@ -25,7 +25,16 @@ from .errors import (
     ValidationError,
 )
 
-__all__ = ["MEANINGS", "code_reason", "failure_reason", "meaning"]
+__all__ = [
+    "ACCOUNT_LOCKED",
+    "DISABLED",
+    "MEANINGS",
+    "code_reason",
+    "error_code",
+    "failure_reason",
+    "failure_title",
+    "meaning",
+]
 
 MEANINGS: Final[dict[int, str]] = {
     0: "authentication failed",
@@ -106,6 +115,25 @@ _BY_CLASS: Final = (
 )
 
 
+ACCOUNT_LOCKED: Final = 131031
+DISABLED: Final = (
+    "has been disabled"  # 360dialog's "Your WhatsApp for Business API has been disabled"
+)
+
+
+def error_code(error: BaseException | None) -> int | None:
+    """The API error code an error carries, if it carries one (never a bool)."""
+    code = getattr(error, "code", None)
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def failure_title(error: BaseException) -> str:
+    """The title of a failure, as reports show it: the API's message, else the error's text."""
+    message = getattr(error, "message", None)
+    text = message if isinstance(message, str) and message else str(error)
+    return text[:300] or type(error).__name__
+
+
 def code_reason(code: int | None) -> str | None:
     """The reason word an error code names, if it names one."""
     return None if code is None else _REASONS.get(code)
@@ -117,12 +145,11 @@ def failure_reason(error: BaseException) -> str:
         duplicate = error.field == "key" and "duplicate" in error.rule
         return "duplicate" if duplicate else "invalid-input"
     if isinstance(error, APIError):
-        if error.code == 131031:
+        if error.code == ACCOUNT_LOCKED:
             return "account-locked"
-        if "has been disabled" in (error.message or "").lower():
+        if DISABLED in (error.message or "").lower():
             return "channel-disabled"
     for kind, word in _BY_CLASS:
         if isinstance(error, kind):
             return word
-    code = getattr(error, "code", None)
-    return code_reason(code if isinstance(code, int) else None) or "other"
+    return code_reason(error_code(error)) or "other"

@@ -15,6 +15,7 @@ import math
 from collections.abc import Awaitable, Callable
 
 from ._attempt import Failure
+from ._codes import ACCOUNT_LOCKED, DISABLED
 from ._retry import RetryPolicy
 from .errors import (
     APIError,
@@ -33,10 +34,6 @@ from .errors import (
 __all__ = ["Gate", "halts_channel", "unsent_by_gate", "waits"]
 
 
-_ACCOUNT_LOCKED = 131031
-_DISABLED = "has been disabled"  # 360dialog's "Your WhatsApp for Business API has been disabled"
-
-
 def halts_channel(error: BaseException) -> bool:
     """Whether ``error`` concerns the channel, not the message: every later send through that
     key would fail the same way (401, 403, codes 0 and 190, a disabled channel, a locked
@@ -45,7 +42,7 @@ def halts_channel(error: BaseException) -> bool:
     if isinstance(error, AuthenticationError | PermissionDeniedError | SpamRateLimitError):
         return True
     return isinstance(error, APIError) and (
-        error.code == _ACCOUNT_LOCKED or _DISABLED in (error.message or "").lower()
+        error.code == ACCOUNT_LOCKED or DISABLED in (error.message or "").lower()
     )
 
 
@@ -113,6 +110,10 @@ class Gate:
     def closed(self) -> Dialog360Error | None:
         """Why nothing more is sent through the channel, if so."""
         return self.halted or self.down
+
+    def paused(self) -> bool:
+        """Whether the channel waits now (checked before every send: no coroutine for it)."""
+        return self.until > self._clock()
 
     async def wait(self) -> None:
         """Wait while the channel is paused."""

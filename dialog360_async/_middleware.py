@@ -103,7 +103,7 @@ class RetryMiddleware:
         # The fast path (a first attempt that succeeds) does as little as possible: every
         # send goes through it. The retry loop lives in _retry.
         gate = self._gate
-        if gate is not None:
+        if gate is not None and gate.paused():
             await gate.wait()
         if self._policy.deadline is None:
             started = 0.0

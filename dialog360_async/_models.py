@@ -253,3 +253,14 @@ MESSAGE_KINDS: dict[str, type[Message]] = {
 """The message class of each wire ``type``: what ``structure(wire, kind)`` is given."""
 MESSAGE_TYPES: tuple[type[Message], ...] = tuple(MESSAGE_KINDS.values())
 """The classes of :data:`Message`, for ``isinstance`` checks."""
+
+
+def check_message(message: object) -> Message:
+    """``message``, if it is one the clients send; else a ValidationError."""
+    if not isinstance(message, MESSAGE_TYPES):
+        raise ValidationError(
+            "message",
+            "must be a LocationMessage, ContactsMessage, TextMessage or TemplateMessage, "
+            f"got {v.shown(message)}",
+        )
+    return message

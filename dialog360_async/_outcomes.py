@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._codes import failure_reason, meaning
+from ._codes import error_code, failure_reason, failure_title, meaning
 from ._models import Message
 from ._report import FailureCount
 from ._results import SentMessage
@@ -56,12 +56,8 @@ def reason_of(outcome: Outcome) -> tuple[str, int | None, str]:
     error = outcome.error
     if error is None:
         return ("interrupted", None, "the run stopped before this message was sent")
-    code = getattr(error, "code", None)
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    reason = failure_reason(error)
-    title = getattr(error, "message", None)
-    words = meaning(code) or (title if isinstance(title, str) and title else str(error))
-    return (reason, code, words[:200])
+    code = error_code(error)
+    return (failure_reason(error), code, (meaning(code) or failure_title(error))[:200])
 
 
 class _Latencies:

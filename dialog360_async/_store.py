@@ -143,7 +143,7 @@ class BroadcastStore:
             raise JournalError(f"{self.path} is already sending a run; one run at a time")
         self._lock.acquire(self.path)
         try:
-            chosen = campaign or self._last_campaign() or new_campaign()
+            chosen = campaign or self.last_campaign() or new_campaign()
             with self._writing():
                 started = (chosen, os.getpid(), self._clock())
                 run = cast(int, db.execute(START, started).lastrowid)
@@ -348,7 +348,7 @@ class BroadcastStore:
     def _chosen(self, campaign: str | None) -> str | None:
         if campaign is not None:
             return check_name(campaign, "campaign")
-        return self.campaign or self._last_campaign()
+        return self.campaign or self.last_campaign()
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -434,7 +434,8 @@ class BroadcastStore:
             raise JournalError(f"the broadcast store {self.path} is closed")
         return self._db
 
-    def _last_campaign(self) -> str | None:
+    def last_campaign(self) -> str | None:
+        """The campaign of the store's last run (what a run without ``campaign=`` resumes)."""
         row = self._open().execute("SELECT campaign FROM runs ORDER BY id DESC LIMIT 1")
         found = row.fetchone()
         return None if found is None else text(found[0])

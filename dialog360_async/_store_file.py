@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ._codes import failure_reason
+from ._codes import error_code, failure_reason, failure_title
 from ._journal import JournalError
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ __all__ = [
     "tag_prefix",
     "connect",
     "prepare",
-    "failure_title",
     "insert_claims",
     "outcome_record",
     "text",
@@ -168,18 +167,10 @@ def text(value: object) -> str:
     return str(value)
 
 
-def failure_title(error: BaseException) -> str:
-    """The title of a failure, as the store keeps it."""
-    message = getattr(error, "message", None)
-    text = message if isinstance(message, str) and message else str(error)
-    return text[:300] or type(error).__name__
-
-
 def outcome_record(outcome: Outcome, row: int, key: str, at: float) -> tuple[Any, ...]:
     """The SETTLE record of ``outcome`` for the claim in ``row``."""
     error = outcome.error
-    code: Any = None if error is None else getattr(error, "code", None)
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    code = error_code(error)
     title = None if error is None else failure_title(error)
     reason = None if error is None else failure_reason(error)
     wamid = None if outcome.result is None else outcome.result.message_id

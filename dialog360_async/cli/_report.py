@@ -50,7 +50,7 @@ def _campaign(store: BroadcastStore, path: str, wanted: str | None) -> str:
     if not names:
         raise UsageError(f"{path} holds no broadcast yet")
     if wanted is None:  # the campaign of the last run, as the store's own default
-        return store._last_campaign() or names[-1]
+        return store.last_campaign() or names[-1]
     if wanted not in names:
         listed = ", ".join(repr(name) for name in names[-_SHOWN_CAMPAIGNS:])
         more = f" (the last {_SHOWN_CAMPAIGNS})" if len(names) > _SHOWN_CAMPAIGNS else ""

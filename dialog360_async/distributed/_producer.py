@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from .._bulk import message_key
 from .._converter import unstructure
-from .._models import MESSAGE_TYPES, Message
+from .._models import Message, check_message
 from ..errors import ValidationError
 from . import _lua
 from ._broker import D360Broker
@@ -172,10 +172,7 @@ def _entry(item: Any, key: Callable[[Message], str]) -> tuple[str, list[Any]]:
     if not isinstance(item, tuple) or len(item) not in (2, 3):
         raise ValidationError("messages", f"expected (channel, message[, key]), got {item!r}")
     channel, message = channel_name(item[0]), item[1]
-    if not isinstance(message, MESSAGE_TYPES):
-        raise ValidationError(
-            "message", f"must be a location, contacts, text or template message, got {message!r}"
-        )
+    check_message(message)
     given = item[2] if len(item) == 3 else key(message)
     if not isinstance(given, str) or not given:
         raise ValidationError("key", f"must be a non-empty string, got {given!r}")

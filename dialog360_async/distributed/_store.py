@@ -17,12 +17,11 @@ acknowledged webhook in a power cut). The script runs on one Redis, not a cluste
 from __future__ import annotations
 
 import math
-from types import TracebackType
-from typing import Self
 
 import attrs
 from redis.asyncio import Redis
 
+from .._base import AsyncClosing
 from ..errors import ValidationError
 from ..webhooks._dedup import DEDUP_TTL
 from ..webhooks._models import Notification, StatusUpdate
@@ -36,14 +35,14 @@ __all__ = ["RedisStore"]
 _OUTAGE = 2.0
 
 
-class RedisStore:
+class RedisStore(AsyncClosing):
     """Status and inbound-message webhooks of distributed campaigns, recorded in Redis.
 
     Pass it as ``WebhookReceiver(store=...)``; any number of receivers may share one Redis.
     ``campaign_status`` then reports delivery as well as sends.
 
     Args:
-        redis: the shared Redis: a client (left open), or its URL (closed by :meth:`aclose`).
+        redis: the shared Redis: a client (left open), or its URL (closed by :meth:`close`).
         ttl: seconds a message id or status is remembered as seen (360dialog redelivers for
             7 days), and an orphan status kept.
 
@@ -95,21 +94,12 @@ class RedisStore:
             messages=tuple(m for m, new in zip(messages, flags[split:], strict=True) if new),
         )
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         """Close the client if this store opened it (from a URL)."""
         if self._owned:
             await self._redis.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    aclose = close  # redis-py's name for it
 
 
 def _status_args(status: StatusUpdate) -> tuple[str, str, str, str, str]:
