@@ -103,3 +103,4 @@ async def test_rate_0_against_a_server_enforcing_80_per_second_fails_nothing(
     assert {r["status"] for r in _results(out)} == {"sent"}
     assert stats["sends"]["total"] == 400 and stats["sends"]["duplicates"] == {}
     assert throttled > 0  # it was throttled, and slowed down instead of failing
+    assert err.count("retry budget exhausted") <= 1  # the README promises one warning at most
