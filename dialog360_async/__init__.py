@@ -24,6 +24,7 @@ from ._models import (
 from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome
 from ._partner import PartnerClient
+from ._policy import CampaignPolicy, Suppression
 from ._pool import SessionPool
 from ._ratelimit import Limiter, RateLimiter
 from ._report import DeliveryReport, FailureCount
@@ -39,6 +40,7 @@ from ._results import (
 from ._retry import RetryPolicy
 from ._secret import Secret
 from ._store import BroadcastStore
+from ._store_reach import SuppressionList
 from ._templates import (
     BodyComponent,
     ButtonComponent,
@@ -67,12 +69,16 @@ from .errors import (
     NotEngagedError,
     PairRateLimitError,
     PermissionDeniedError,
+    PolicyError,
     RateLimitError,
     ServerError,
     SpamRateLimitError,
+    SuppressedError,
+    TemplateHaltedError,
     TransportError,
     UnreachableError,
     ValidationError,
+    WindowClosedError,
 )
 
 __all__ = [
@@ -87,6 +93,7 @@ __all__ = [
     "BulkStats",
     "BulkSummary",
     "ButtonComponent",
+    "CampaignPolicy",
     "Component",
     "Contact",
     "ContactStatus",
@@ -123,6 +130,7 @@ __all__ = [
     "PayloadParameter",
     "PermissionDeniedError",
     "Phone",
+    "PolicyError",
     "RateLimitError",
     "RateLimiter",
     "RetryPolicy",
@@ -131,7 +139,11 @@ __all__ = [
     "ServerError",
     "SessionPool",
     "SpamRateLimitError",
+    "SuppressedError",
+    "Suppression",
+    "SuppressionList",
     "Template",
+    "TemplateHaltedError",
     "TemplateMessage",
     "TextMessage",
     "TextParameter",
@@ -141,6 +153,7 @@ __all__ = [
     "UserRef",
     "ValidationError",
     "VideoParameter",
+    "WindowClosedError",
     "__version__",
     "message_key",
 ]

@@ -38,19 +38,24 @@ from ._bulk_run import (
     wrap_unexpected,
 )
 from ._cloud import Dialog360Client
+from ._codes import error_code
 from ._gate import Gate, halts_channel, unsent_by_gate, waits
 from ._journal import JournalError, Ledger, check_name
 from ._middleware import AttemptReport, RetryMiddleware
 from ._models import Message, check_message
 from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome, Status
+from ._policy import CampaignPolicy, Convert, check_converted, check_reach
 from ._store import BroadcastStore
+from ._templates import TemplateMessage
 from .errors import (
     APIError,
     DeliveryUnknownError,
     Dialog360Error,
     PairRateLimitError,
+    TemplateHaltedError,
     ValidationError,
+    WindowClosedError,
 )
 
 __all__ = ["BulkSender", "Item", "message_key"]
@@ -81,6 +86,13 @@ class BulkSender:
             unique within a run.
         on_outcome: called with every outcome, including those recorded while a cancelled
             run shuts down (which ``run`` can no longer yield).
+        policy: what failure codes mean for this run and later ones (suppression list,
+            deferrals, halts, the 131047 fallback); default: :class:`CampaignPolicy`'s.
+        outside_window: what to do with a free-form message to a user whose 24-hour window
+            is closed, as the store's webhooks show it: ``"send"`` (the default: no check),
+            ``"skip"`` (``skipped`` with :class:`WindowClosedError`), or a callable turning
+            it into the :class:`TemplateMessage` to send instead (None: skip it). Needs a
+            :class:`BroadcastStore` journal.
         grace: seconds in-flight sends get to finish after a cancellation before they are
             abandoned and reported ``"unknown"``.
         sleep: waits for the pair-limit spacing; injectable for tests.
@@ -100,6 +112,8 @@ class BulkSender:
         journal: str | os.PathLike[str] | Ledger | None = None,
         key: Callable[[Message], str] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        policy: CampaignPolicy | None = None,
+        outside_window: Literal["send", "skip"] | Convert = "send",
         grace: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -107,6 +121,9 @@ class BulkSender:
         check_arguments(
             concurrency, rate_limit, outage_timeout, journal, key, on_outcome, grace, sleep, clock
         )
+        store = isinstance(journal, str | os.PathLike | BroadcastStore)
+        self.policy = check_reach(policy, outside_window, store)
+        self.outside_window = outside_window
         self.concurrency = concurrency
         self.rate_limit = rate_limit or None  # 0 is None
         self.outage_timeout = float(outage_timeout)
@@ -123,6 +140,7 @@ class BulkSender:
         self._default = None if client is None else self._channel_for(client, {})
         self._channels: dict[int, Channel] = {}
         self._book: Book | None = None
+        self._halted: dict[tuple[int, str], TemplateHaltedError] = {}  # (channel, template)
         self.stats = BulkStats(clock=clock)
 
     def _channel_for(self, client: Sender, channels: dict[int, Channel]) -> Channel:
@@ -187,7 +205,10 @@ class BulkSender:
         run.live = stream  # without a reader, outcomes are only accounted, never queued
         run.slots = [Slot() for _ in range(self.concurrency)]
         # A journal that cannot be used raises here: nothing is sent.
-        self._book, self.store, self.campaign, end = await open_journal(self.journal, campaign)
+        self._book, self.store, self.campaign, end = await open_journal(
+            self.journal, campaign, self.policy
+        )
+        self._halted = {}
         self.stats = BulkStats(clock=self._clock, started=self._clock(), campaign=self.campaign)
         if self._default is not None:  # a fresh gate each run: a halt or outage ends with it
             self._default = self._channel_for(self._default.client, {})
@@ -233,9 +254,41 @@ class BulkSender:
             else:
                 raise ValidationError("client", "no client given for this message")
             key = None if self._key is None else check_name(self._key(message), "key")
+            job = Job(channel, message, key)
+            return job if self.store is None and not self._halted else self._reach(job)
         except Exception as exc:  # a bad item is one failed outcome, not a failed run
             return Outcome(message=message, status="failed", error=exc)
-        return Job(channel, message, key)
+
+    def _reach(self, job: Job) -> Job | Outcome:
+        """The policy's say before a send: the suppression list, the window, a halted
+        template (_policy.py)."""
+        store, message = self.store, job.message
+        if store is not None:
+            entry = store.suppressions.skips(message.to, self.policy.marketing)
+            if entry is not None:
+                return Outcome(message=message, status="skipped", error=entry.error(), key=job.key)
+            if (
+                self.outside_window != "send"
+                and not isinstance(message, TemplateMessage)
+                and not store.in_window(message.to)
+            ):
+                converted = None
+                if callable(self.outside_window):
+                    converted = check_converted(self.outside_window(message), message)
+                if converted is None:
+                    error = WindowClosedError(
+                        f"window closed: {message.to} has not written in the last 24 h"
+                    )
+                    return Outcome(message=message, status="skipped", error=error, key=job.key)
+                job.send = converted
+        halted = self._template_halt(job)
+        return job if halted is None else cancelled(job, halted)
+
+    def _template_halt(self, job: Job) -> TemplateHaltedError | None:
+        send = job.send
+        if not self._halted or not isinstance(send, TemplateMessage):
+            return None
+        return self._halted.get((id(job.channel), send.template.name))
 
     async def _work(self, run: Run, slot: Slot) -> None:
         try:
@@ -271,6 +324,8 @@ class BulkSender:
         gate = channel.gate
         if gate.closed is not None:
             return self._closed(job, gate)
+        if self._halted and (halted := self._template_halt(job)) is not None:
+            return self._unsent(job, halted)
         report = job.report
         book = self._book if job.key is not None else None
         claimed = False
@@ -307,7 +362,14 @@ class BulkSender:
             tag = None
             if claimed and book is not None and channel.tags:
                 tag = book.callback_for(cast(str, job.key))
-            result = await channel.client._deliver(job.message, (middleware,), callback_data=tag)
+            try:
+                result = await channel.client._deliver(job.send, (middleware,), callback_data=tag)
+            except APIError as exc:
+                converted = self._fallback(job, exc)
+                if converted is None:
+                    raise
+                job.send = converted  # refused outright, so nothing was sent: send the template
+                result = await channel.client._deliver(converted, (middleware,), callback_data=tag)
             gate.succeeded()
             latency = time.monotonic() - report.started_at  # the limiter wait is not latency
         except asyncio.CancelledError:
@@ -328,6 +390,7 @@ class BulkSender:
                 attempts=report.attempts,
                 key=job.key,
                 latency=latency,
+                sent_as=None if job.send is job.message else job.send,
             )
         finally:
             self.stats.in_flight -= 1
@@ -384,9 +447,18 @@ class BulkSender:
         if unsent_by_gate(exc, gate) or (gate.down is not None and waits(exc)):
             return self._closed(job, gate, report.attempts)  # not sent: the channel closed
         status: Status = "unknown" if isinstance(exc, DeliveryUnknownError) else "failed"
-        if halts_channel(exc) and gate.halted is None:
+        code = error_code(exc) if isinstance(exc, APIError) else None
+        if (halts_channel(exc) or code in self.policy.halt_channel) and gate.halted is None:
             gate.halt(cast(Dialog360Error, exc))  # stop this channel's campaign; others go on
             self.stats.halted[job.channel.label] = str(exc)
+        if code in self.policy.halt_template and isinstance(job.send, TemplateMessage):
+            name = job.send.template.name
+            self._halted.setdefault(
+                (id(job.channel), name),
+                TemplateHaltedError(
+                    f"template {name!r} halted on {job.channel.label}: {exc}", code=code
+                ),
+            )
         if isinstance(exc, APIError) and not waits(exc):
             gate.succeeded()  # an answer: the server is reachable
         if isinstance(exc, PairRateLimitError):
@@ -399,6 +471,17 @@ class BulkSender:
         return Outcome(
             message=job.message, status=status, error=exc, attempts=report.attempts, key=job.key
         )
+
+    def _fallback(self, job: Job, error: APIError) -> TemplateMessage | None:
+        """The policy's template for a free-form send refused because the window is closed."""
+        fallback = self.policy.fallback
+        if (
+            fallback is None
+            or error.code not in self.policy.window_codes
+            or isinstance(job.send, TemplateMessage)
+        ):
+            return None
+        return check_converted(fallback(job.message), job.message)
 
     def _closed(self, job: Job, gate: Gate, attempts: int = 0) -> Outcome:
         """A message its closed channel did not send: ``cancelled`` with the reason of a halt,

@@ -21,6 +21,7 @@ from ._middleware import AttemptReport
 from ._models import Message
 from ._onprem import OnPremiseClient
 from ._outcomes import Outcome
+from ._policy import CampaignPolicy
 from ._ratelimit import Limiter, RateLimiter
 from ._retry import PairBackoff
 from ._store import BroadcastStore
@@ -159,11 +160,12 @@ class Channel:
 
 
 class Job:
-    __slots__ = ("channel", "claimed", "key", "message", "report")
+    __slots__ = ("channel", "claimed", "key", "message", "report", "send")
 
     def __init__(self, channel: Channel, message: Message, key: str | None) -> None:
         self.channel = channel
         self.message = message
+        self.send = message  # what goes out: a template instead, when the policy converts it
         self.key = key
         self.report = AttemptReport()
         self.claimed = False  # claimed ahead, in the store, before the previous send
@@ -332,7 +334,9 @@ async def shutdown(run: Run, workers: list[asyncio.Task[None]], grace: float) ->
 
 
 async def open_journal(
-    journal: str | os.PathLike[str] | Ledger | None, campaign: str | None
+    journal: str | os.PathLike[str] | Ledger | None,
+    campaign: str | None,
+    policy: CampaignPolicy | None = None,
 ) -> tuple[Book | None, BroadcastStore | None, str, Callable[[], Awaitable[None]]]:
     """Open a run's journal: ``(book, store, campaign, end)``, ``end`` closing what was opened
     (a store given as a path) or finishing the run (a store given as one)."""
@@ -346,7 +350,7 @@ async def open_journal(
     else:
         store, owned = BroadcastStore(journal), True
     try:
-        store.begin(campaign)
+        store.begin(campaign, policy=policy)
     except BaseException:
         if owned:
             await store.close()

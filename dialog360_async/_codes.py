@@ -20,9 +20,12 @@ from .errors import (
     RateLimitError,
     ServerError,
     SpamRateLimitError,
+    SuppressedError,
+    TemplateHaltedError,
     TransportError,
     UnreachableError,
     ValidationError,
+    WindowClosedError,
 )
 
 __all__ = [
@@ -100,6 +103,8 @@ _REASONS: Final[dict[int, str]] = {
 }
 # Most specific first: the subclasses before their bases.
 _BY_CLASS: Final = (
+    (WindowClosedError, "window-closed"),
+    (TemplateHaltedError, "template-halted"),
     (SpamRateLimitError, "spam-limit"),
     (RateLimitError, "throttled"),
     (NotEngagedError, "not-engaged"),
@@ -144,6 +149,8 @@ def failure_reason(error: BaseException) -> str:
     if isinstance(error, ValidationError):
         duplicate = error.field == "key" and "duplicate" in error.rule
         return "duplicate" if duplicate else "invalid-input"
+    if isinstance(error, SuppressedError):
+        return "suppressed" if error.until is None else "deferred"
     if isinstance(error, APIError):
         if error.code == ACCOUNT_LOCKED:
             return "account-locked"

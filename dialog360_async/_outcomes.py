@@ -25,9 +25,11 @@ class Outcome:
 
     ``status`` is one of ``"sent"``; ``"failed"`` (the API refused it, or it could not be sent);
     ``"unknown"`` (it may or may not have been delivered: never resent automatically);
-    ``"skipped"`` (already sent according to the journal); ``"cancelled"`` (taken but never
-    attempted: the run was cancelled or stopped, or its channel was halted by a credential,
-    permission or account failure or the spam limit).
+    ``"skipped"`` (already sent according to the journal; or, with a :class:`PolicyError`,
+    kept from the send by the campaign policy: the recipient is suppressed or deferred, or
+    their 24-hour window is closed); ``"cancelled"`` (taken but never attempted: the run was
+    cancelled or stopped, its channel was halted by a credential, permission or account failure
+    or the spam limit, or its template was halted).
     """
 
     message: Message
@@ -40,6 +42,9 @@ class Outcome:
     """The journal key, when the run keeps a journal or has a key function."""
     latency: float | None = None
     """Seconds from the first attempt to the answer, retries included."""
+    sent_as: Message | None = None
+    """The template message sent instead of ``message`` (its window was closed, or the policy's
+    fallback after a 131047), if one was."""
 
     @property
     def ok(self) -> bool:
@@ -136,7 +141,7 @@ class BulkStats:
         """Add one outcome."""
         status = outcome.status
         setattr(self, status, getattr(self, status) + 1)
-        if status != "sent" and status != "skipped":
+        if status != "sent" and (status != "skipped" or outcome.error is not None):
             reason, code, words = reason_of(outcome)
             key = (status, reason, code)
             found = self.reasons.get(key)
@@ -201,7 +206,8 @@ class BulkSummary:
     halted: tuple[str, ...] = ()
     """Channels halted (credentials, permission, account, spam limit), with the error."""
     failures: tuple[FailureCount, ...] = ()
-    """The failed, unknown and cancelled messages by reason and error code, largest first."""
+    """The failed, unknown and cancelled messages, and those the policy skipped, by reason and
+    error code, largest first."""
     campaign: str | None = None
     """The campaign the run sent."""
     stopped: str | None = None
@@ -209,7 +215,8 @@ class BulkSummary:
 
     @property
     def ok(self) -> bool:
-        """True when every input was sent (now or, per the journal, before)."""
+        """True when every input was sent (now or, per the journal, before) or skipped by the
+        campaign policy (those are in :attr:`failures`, status ``skipped``)."""
         return self.sent + self.skipped == self.total
 
     def __str__(self) -> str:

@@ -34,6 +34,7 @@ from typing import Any, Final, Self, cast
 
 from ._journal import JournalError, State, check_name, new_campaign
 from ._outcomes import Outcome
+from ._policy import CampaignPolicy
 from ._report import DeliveryReport
 from ._store_delivery import WebhookLog, adopt_settled, campaigns, in_doubt, report
 from ._store_file import (
@@ -49,6 +50,7 @@ from ._store_file import (
     text,
     warn_unreadable,
 )
+from ._store_reach import WINDOW, SuppressionList, police, save_policy, window_of
 from .errors import ValidationError
 from .webhooks._dedup import DEDUP_TTL
 from .webhooks._models import Notification
@@ -111,6 +113,9 @@ class BroadcastStore:
         self._unreadable: set[str] = set()
         self._unreadable_seen: set[str] = set()
         self._webhooks = WebhookLog(self.path, self._open, self._commit, clock, self._prefix)
+        self.suppressions = SuppressionList(self._open, self._writing, clock)
+        """The suppression list that every run of this store honours (_store_reach.py)."""
+        self._webhooks.after = self.suppressions.after_webhooks
 
     async def __aenter__(self) -> Self:
         return self
@@ -125,12 +130,14 @@ class BroadcastStore:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def begin(self, campaign: str | None = None) -> int:
+    def begin(self, campaign: str | None = None, *, policy: CampaignPolicy | None = None) -> int:
         """Take the store for sending and start a run; returns its id.
 
         Args:
             campaign: the campaign this run sends; default: the store's last campaign (so
                 that running again resumes it), or a new name for a new store.
+            policy: the rules its failures are judged by (kept with the campaign, so that a
+                receiver in another process applies them); default: :class:`CampaignPolicy`.
 
         Raises:
             JournalError: another sender (in this or another process) is using the store, or
@@ -147,6 +154,9 @@ class BroadcastStore:
             with self._writing():
                 started = (chosen, os.getpid(), self._clock())
                 run = cast(int, db.execute(START, started).lastrowid)
+                save_policy(db, chosen, policy or CampaignPolicy())
+                police(db, self._clock())
+            self.suppressions.load()
             found = [text(row[0]) for row in db.execute(UNREADABLE, (chosen,))]
         except sqlite3.Error as exc:
             self._lock.release()
@@ -184,6 +194,7 @@ class BroadcastStore:
                 "UPDATE runs SET finished_at = ? WHERE id = ?", (self._clock(), self.run_id)
             )
         self.run_id = None
+        self.suppressions.unload()
         self._lock.release()
 
     async def close(self) -> None:
@@ -317,6 +328,17 @@ class BroadcastStore:
         send's answer, and with it the message id, was lost."""
         row = self._claimed.get(key)
         return None if row is None else f"{self._prefix}{row}"
+
+    def last_inbound(self, number: str) -> float | None:
+        """The last time (Unix) ``number`` wrote to the business, as the store's webhooks
+        showed it; None if it never did. Its 24-hour window is open until 24 h after."""
+        return window_of(self._open(), number)
+
+    def in_window(self, number: str) -> bool:
+        """Whether ``number`` wrote to the business in the last 24 hours (a free-form message
+        may reach them)."""
+        last = window_of(self._open(), number)
+        return last is not None and self._clock() - last < WINDOW
 
     def campaigns(self) -> list[str]:
         """The campaigns recorded in the store, oldest first."""

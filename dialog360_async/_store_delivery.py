@@ -165,6 +165,9 @@ class WebhookLog:
         self._next_sweep = float("-inf")
         self._waited = 0  # loop iterations the next commit has waited
         self._queued = 0  # webhooks queued when it last looked
+        # The store's reach state (suppression list, windows) learns from the fresh part of
+        # each webhook in the same transaction (_store_reach.py).
+        self.after: Callable[[sqlite3.Connection, list[Notification], float], None] | None = None
 
     async def record(self, notification: Notification) -> Notification:
         """Record ``notification`` with the next commit; the part of it not seen before."""
@@ -207,6 +210,8 @@ class WebhookLog:
             now = self._clock()
             db.execute("BEGIN IMMEDIATE")
             results = [_record(db, n, now, now - self._ttl, self._prefix) for n, _ in batch]
+            if self.after is not None:
+                self.after(db, results, now)
             if now >= self._next_sweep:
                 full = _sweep(db, now - self._ttl)
                 self._next_sweep = now + (1.0 if full else 60.0)

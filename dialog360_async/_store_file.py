@@ -50,7 +50,7 @@ logger = logging.getLogger("dialog360_async")
 SHOWN: Final = 10  # unreadable keys named in the warning
 
 APPLICATION_ID: Final = 0x44333630  # "D360" in the database header: a store, not any SQLite file
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 BUSY_TIMEOUT: Final = 5.0  # seconds to wait while another process (a receiver) writes
 CHECKPOINT_PAGES: Final = 1000  # WAL pages between two checkpoints (each one ends with an fsync)
 
@@ -108,6 +108,22 @@ _SCHEMA_2: Final = (
     "CREATE INDEX IF NOT EXISTS orphans_received ON orphans (received_at)",
 )
 
+# Schema 3, also the in-place upgrade of a schema 2 file: reach (_store_reach.py). policed: the
+# row's failure was looked at by its campaign's policy; suppressions: the list; windows: the
+# last time each user wrote; policies: the rules each campaign was sent with.
+_SCHEMA_3: Final = (
+    "ALTER TABLE messages ADD COLUMN policed INTEGER",
+    "CREATE INDEX IF NOT EXISTS messages_unpoliced ON messages (id) WHERE policed IS NULL "
+    "AND error_code IS NOT NULL AND (failed_at IS NOT NULL OR outcome = 'failed')",
+    "CREATE TABLE IF NOT EXISTS suppressions (recipient TEXT PRIMARY KEY, scope TEXT NOT NULL, "
+    "code INTEGER, reason TEXT NOT NULL, at REAL NOT NULL, until REAL, campaign TEXT, "
+    "lifts INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS windows (recipient TEXT PRIMARY KEY, last_inbound REAL NOT NULL) "
+    "WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS policies (campaign TEXT PRIMARY KEY, rules TEXT NOT NULL) "
+    "WITHOUT ROWID",
+)
+
 
 # The statements of the records (see _store.py).
 OUTCOMES: Final = frozenset({"sent", "failed", "unknown", "cancelled"})
@@ -122,7 +138,7 @@ READ: Final = (
 )
 RECLAIM: Final = (
     "UPDATE messages SET state = 'attempting', outcome = NULL, run = ?, channel = ?, "
-    "recipient = ?, claimed_at = ?, settled_at = NULL WHERE id = ?"
+    "recipient = ?, claimed_at = ?, settled_at = NULL, policed = NULL WHERE id = ?"
 )
 SEEN: Final = "UPDATE messages SET run = ? WHERE id = ?"
 START: Final = "INSERT INTO runs (campaign, pid, started_at) VALUES (?, ?, ?)"
@@ -293,6 +309,10 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
                     "INSERT OR IGNORE INTO store_info VALUES ('tag', ?)", (secrets.token_hex(4),)
                 )
                 db.execute("PRAGMA user_version = 2")
+            if db.execute("PRAGMA user_version").fetchone()[0] == 2:
+                for statement in _SCHEMA_3:
+                    db.execute(statement)
+                db.execute("PRAGMA user_version = 3")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -13,9 +13,13 @@ One tree; catch the node that matches what you can handle::
     │   ├── PermissionDeniedError  403
     │   ├── InvalidParameterError  codes 100, 1009, 131008; HTTP 422
     │   └── ServerError            5xx; codes 1, 2, 131000, 131016
-    └── TransportError             the request could not be completed
-        ├── DeliveryUnknownError   a send that may have reached the server; never retried by default
-        └── UnreachableError       a bulk run's channel stayed unreachable for its outage_timeout
+    ├── TransportError             the request could not be completed
+    │   ├── DeliveryUnknownError   a send that may have reached the server; never retried by default
+    │   └── UnreachableError       a bulk run's channel stayed unreachable for its outage_timeout
+    └── PolicyError                a bulk run's campaign policy kept a message from being sent
+        ├── SuppressedError        the recipient is on the store's suppression list (or deferred)
+        ├── WindowClosedError      the user's 24-hour window is closed (outside_window="skip")
+        └── TemplateHaltedError    the message's template was halted (paused or disabled)
 
 Every error's text is built from redacted fields only: the API key and request headers never
 appear in ``str``, ``repr`` or ``args``. Every error pickles and copies with its attributes
@@ -37,12 +41,16 @@ __all__ = [
     "NotEngagedError",
     "PairRateLimitError",
     "PermissionDeniedError",
+    "PolicyError",
     "RateLimitError",
     "ServerError",
     "SpamRateLimitError",
+    "SuppressedError",
+    "TemplateHaltedError",
     "TransportError",
     "UnreachableError",
     "ValidationError",
+    "WindowClosedError",
 ]
 
 
@@ -236,3 +244,41 @@ class UnreachableError(TransportError):
 
     def __init__(self, message: str, *, request: str | None = None) -> None:
         super().__init__(message, request=request, sent=False, retryable=False)
+
+
+class PolicyError(Dialog360Error):
+    """A bulk run did not send a message because of its campaign policy (nothing was sent).
+
+    Attributes:
+        code: the error code behind the rule, if one is.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SuppressedError(PolicyError):
+    """The recipient is on the broadcast store's suppression list: the outcome is ``skipped``.
+
+    Attributes:
+        recipient: the suppressed number (digits).
+        until: Unix time a deferral ends (131049), None for a suppression for good.
+    """
+
+    def __init__(
+        self, message: str, *, recipient: str, code: int | None = None, until: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.recipient = recipient
+        self.until = until
+
+
+class WindowClosedError(PolicyError):
+    """The user has not written in the last 24 hours and the run skips free-form messages to
+    them (``outside_window="skip"``, or a converter that returned None)."""
+
+
+class TemplateHaltedError(PolicyError):
+    """An earlier send of the message's template through its channel failed with a code the
+    policy halts the template for (132015 paused, 132016 disabled): not sent, ``cancelled``."""

@@ -124,7 +124,9 @@ async def test_one_file_named_twice_is_refused_untouched(
 async def test_resume_appends_to_the_first_runs_results(
     fake: FakeDialog360, tmp_path: Path
 ) -> None:
-    fake.fail_recipient(USERS[1], times=1)
+    # 131009 (a bad parameter): a failure the campaign policy leaves alone, unlike 131026,
+    # which suppresses the recipient for the rest of the broadcast (test_cli_reach.py).
+    fake.fail_recipient(USERS[1], code=131009, message="Parameter value is not valid", times=1)
     path = _jsonl(tmp_path / "in.jsonl", USERS)
     results = tmp_path / "results.jsonl"
     argv = ["broadcast", str(path), "--journal", str(tmp_path / "run.db"), "--output", str(results)]

@@ -21,8 +21,10 @@ from dialog360_async.errors import (
     APIError,
     DeliveryUnknownError,
     Dialog360Error,
+    PolicyError,
     RateLimitError,
     ServerError,
+    SuppressedError,
     TransportError,
     UnreachableError,
     ValidationError,
@@ -86,6 +88,10 @@ def _sample(cls: type[Dialog360Error]) -> Dialog360Error:
         return cls("unreachable for 60.0 s", request="POST /messages")
     if issubclass(cls, TransportError):
         return cls("ServerTimeoutError", request="GET /block_users", sent=False, retryable=False)
+    if issubclass(cls, SuppressedError):
+        return cls("deferred until tomorrow: 131049", recipient="4915", code=131049, until=9.5)
+    if issubclass(cls, PolicyError):
+        return cls("template 'promo' halted: 132015", code=132015)
     try:
         return cls(f"{cls.__name__}: something went wrong")  # the ones without own attributes
     except TypeError:

@@ -59,8 +59,11 @@ async def test_records_claim_then_result(tmp_path: Path) -> None:
 async def test_resume_skips_sent_never_resends_unknown_retries_failed(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     async with FakeDialog360(throughput=None) as fake:
-        fake.fail_recipient(number(5), code=131026, times=1)
-        fake.fail_recipient(number(6), code=131026, times=1)
+        # 131009 (a bad parameter) is retried by a resume; 131026 would suppress the recipient
+        # under the default campaign policy (test_reach.py).
+        bad = "Parameter value is not valid"
+        fake.fail_recipient(number(5), code=131009, message=bad, times=1)
+        fake.fail_recipient(number(6), code=131009, message=bad, times=1)
         fake.script(
             "POST",
             "/messages",
@@ -77,8 +80,8 @@ async def test_resume_skips_sent_never_resends_unknown_retries_failed(tmp_path: 
             ).send_all(messages(30))
     assert (first.sent, first.failed, first.unknown) == (26, 2, 2)
     assert set(failed) == {number(5), number(6)}
-    assert {r["error_code"] for r in failed.values()} == {131026}
-    assert all("undeliverable" in r["error_title"] for r in failed.values())
+    assert {r["error_code"] for r in failed.values()} == {131009}
+    assert all("not valid" in r["error_title"] for r in failed.values())
     assert (second.skipped, second.unknown, second.sent) == (26, 2, 2)
     assert second.campaign == first.campaign  # running again resumes the same campaign
     assert fake.duplicates() == {}

@@ -97,7 +97,7 @@ def _reset(url: str) -> None:
 
 
 def test_readme_has_runnable_examples() -> None:
-    assert len(RUNNABLE) == 5
+    assert len(RUNNABLE) == 6
     assert len(PYTEST_EXAMPLES) == 1
 
 
@@ -118,7 +118,7 @@ async def _run(code: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str
 
 
 @pytest.mark.parametrize(
-    "code", RUNNABLE, ids=["cloud", "template", "on-premise", "partner", "bulk"]
+    "code", RUNNABLE, ids=["cloud", "template", "on-premise", "partner", "bulk", "policy"]
 )
 async def test_quickstart_runs_against_the_documented_fake(
     code: str, tmp_path: Path, standalone_fake: tuple[str, dict[str, str]]
@@ -128,6 +128,9 @@ async def test_quickstart_runs_against_the_documented_fake(
     returncode, out, err = await _run(code, tmp_path, env)
     assert returncode == 0, err
     assert "blocked" in out or "sent:      200" in out or "template wamid." in out, out
+    if "CampaignPolicy" in code:
+        assert "skipped:   1\n" in out and "as templates: 200" in out, out
+        assert "suppressed: 4915100000000 asked us to stop" in out, out
     stats = _stats(url)
     requests = stats["requests"]
     assert isinstance(requests, dict) and requests["total"] > 0, stats
@@ -139,7 +142,7 @@ async def test_bulk_example_says_what_a_second_run_skips(
 ) -> None:
     url, env = standalone_fake
     _reset(url)
-    [bulk] = [b for b in RUNNABLE if "BulkSender" in b]
+    [bulk] = [b for b in RUNNABLE if "broadcast.db" in b]
     first = await _run(bulk, tmp_path, env)
     second = await _run(bulk, tmp_path, env)
     assert first[0] == 0 and second[0] == 0, first[2] + second[2]

@@ -18,6 +18,7 @@ from typing import IO, Any
 from .._bulk import BulkSender, message_key
 from .._models import Message
 from .._outcomes import Outcome, reason_of
+from .._policy import CampaignPolicy
 from ..errors import DeliveryUnknownError
 from ._commands import Client, make_client, say
 from ._demo import send_with_progress
@@ -92,9 +93,13 @@ def _output(path: str | None, *, append: bool) -> Iterator[IO[str]]:
 def broadcast(args: argparse.Namespace) -> int:
     """``broadcast``: validate the whole input, then send it; see the command's help."""
     _check_paths(args)
+    if args.distributed and (args.outside_window != "send" or args.utility):
+        raise UsageError("--outside-window and --utility need a broadcast without --distributed")
     if args.distributed:
         return broadcast_distributed(args)
     _check_journal(args)
+    if args.outside_window != "send" and args.journal is None:
+        raise UsageError("--outside-window skip needs --journal (its webhooks show who wrote)")
     if args.concurrency < 1 or args.rate < 0 or not args.outage_timeout >= 0:
         raise UsageError("--concurrency must be >= 1, --rate and --outage-timeout >= 0")
     # Before reading the input: a missing key should fail fast. --rate is the channel's limit
@@ -118,7 +123,7 @@ def _result(outcome: Outcome) -> dict[str, Any]:
         "message_id": None if outcome.result is None else outcome.result.message_id,
         "error": None if error is None else str(error) or type(error).__name__,
         "code": code,
-        "reason": None if outcome.status in ("sent", "skipped") else reason_of(outcome)[0],
+        "reason": None if outcome.ok or error is None else reason_of(outcome)[0],
         "attempts": outcome.attempts,
     }
 
@@ -150,6 +155,8 @@ async def _broadcast(
         journal=args.journal,
         key=key,
         on_outcome=write,
+        policy=CampaignPolicy(marketing=not args.utility),
+        outside_window=args.outside_window,
     )
     async with client:
         summary = await send_with_progress(sender, items(), total, journal=args.journal)

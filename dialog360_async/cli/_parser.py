@@ -16,6 +16,7 @@ from ._broadcast import broadcast
 from ._commands import PROG, block, blocked, demo, report, run, send
 from ._distributed import add_campaign_commands, add_distributed_options
 from ._report import delivery_report, unknown
+from ._suppressions import add_suppression_commands
 from ._webhook import serve
 
 __all__ = ["GLOBAL_DEFAULTS", "Parser", "build_parser", "option_names", "without_values"]
@@ -284,10 +285,23 @@ def build_parser() -> Parser:
     sub.add_argument(
         "--resume", action="store_true", help="continue the run recorded in --journal (must exist)"
     )
+    sub.add_argument(
+        "--outside-window",
+        choices=("send", "skip"),
+        default="send",
+        help="skip free-form messages to users who have not written in 24 h, as the "
+        "--journal's webhooks show (send)",
+    )
+    sub.add_argument(
+        "--utility",
+        action="store_true",
+        help="not a marketing campaign: users suppressed for marketing only get it",
+    )
     add_distributed_options(sub)
     add_campaign_commands(commands, common)
 
     _delivery_commands(command, commands, common)
+    add_suppression_commands(commands, common)
 
     sub = command(
         "demo",
