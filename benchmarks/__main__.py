@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import journal, memory, overhead, rate, statuses, throughput, webhooks
+from . import distributed, journal, memory, overhead, rate, statuses, throughput, webhooks
 from ._common import pywa_version
 from ._server import FakeServer, cpus, pin, uvloop_version
 from ._stats import Result, Row, log
@@ -28,8 +28,18 @@ NETWORK: dict[str, Callable[[str, bool], Awaitable[Result]]] = {
     "throughput": throughput.run,
     "rate": rate.run,
     "journal": journal.run,
+    "distributed": distributed.run,
 }
-SCENARIOS = ("overhead", "throughput", "memory", "rate", "journal", "webhooks", "statuses")
+SCENARIOS = (
+    "overhead",
+    "throughput",
+    "memory",
+    "rate",
+    "journal",
+    "webhooks",
+    "statuses",
+    "distributed",
+)
 REQUIRED = (
     "overhead_ratio_sdk_vs_raw",
     "throughput_ratio_sdk_vs_raw",
@@ -41,6 +51,8 @@ REQUIRED = (
     "webhook_store_ratio_vs_bare",
     "webhook_store_ack_p99_ms",
     "statuses_rss_growth_mb",
+    "distributed_worker_vs_bulk",
+    "distributed_model_error_pct",
 )
 
 

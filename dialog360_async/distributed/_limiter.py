@@ -147,6 +147,19 @@ class RedisRateLimiter:
         await self._take()
         _PREPAID.set(self)
 
+    def bucket(self) -> tuple[str, list[str | int]]:
+        """The bucket's key and its script arguments (Redis's clock): for a ledger that takes
+        permits in its claims (``RedisLedger(pace=...)``)."""
+        return self._key, ["", repr(self._configured), repr(self._burst), int(_TTL * 1000)]
+
+    def paid(self) -> None:
+        """Note that a claim took a permit for the next :meth:`acquire` of the current task."""
+        _PREPAID.set(self)
+
+    def note_rate(self, rate: float) -> None:
+        """The shared rate as a script that took permits last saw it."""
+        self._rate = rate
+
     async def _take(self) -> None:
         async with self._gate:
             wait = await retrying(

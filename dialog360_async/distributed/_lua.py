@@ -31,6 +31,18 @@ local function state(key, conf, now)
   end
   return st
 end
+-- Reserves the next permit of st (GCRA, burst permits at the configured rate); when it is due.
+local function reserve(st, now, conf, burst)
+  local interval = 1 / st.rate
+  local tolerance = (math.max(1, burst * st.rate / conf) - 1) * interval
+  local tat = st.tat or now
+  st.tat = math.max(tat, now) + interval
+  return math.max(now, tat - tolerance)
+end
+local function store(key, st, conf, ttl)
+  redis.call('HSET', key, 'tat', fmt(st.tat), 'rate', fmt(st.rate), 'conf', fmt(conf))
+  redis.call('PEXPIRE', key, ttl)
+end
 """
 
 RESERVE = (
@@ -42,13 +54,8 @@ local now = now_or_server(ARGV[1])
 local conf = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local st = state(KEYS[1], conf, now)
-local interval = 1 / st.rate
-local tolerance = (math.max(1, burst * st.rate / conf) - 1) * interval
-local tat = st.tat or now
-local at = math.max(now, tat - tolerance)
-redis.call('HSET', KEYS[1], 'tat', fmt(math.max(tat, now) + interval), 'rate', fmt(st.rate),
-           'conf', fmt(conf))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local at = reserve(st, now, conf, burst)
+store(KEYS[1], st, conf, ARGV[4])
 return {fmt(at - now), fmt(st.rate)}
 """
 )
@@ -84,9 +91,21 @@ return {1, fmt(rate)}
 # "<campaign>:<message key>") and, while no ledger entry is known for it, orphan facts d and f.
 _LEDGER_PRELUDE = """
 local RANK = {sent = 1, delivered = 2, read = 3, played = 4}
+-- A script over many entries sums its counts in `tally` and writes each field once (flush).
+local tally = nil
 local function count(key, state, channel, by)
+  if tally then
+    local f = state .. ':' .. channel
+    tally[state] = (tally[state] or 0) + by
+    tally[f] = (tally[f] or 0) + by
+    return
+  end
   redis.call('HINCRBY', key, state, by)
   redis.call('HINCRBY', key, state .. ':' .. channel, by)
+end
+local function flush(key)
+  for field, by in pairs(tally) do redis.call('HINCRBY', key, field, by) end
+  tally = nil
 end
 local function copy(e)
   local c = {}
@@ -141,75 +160,122 @@ end
 """
 
 CLAIM = (
-    _LEDGER_PRELUDE
+    _BUCKET_PRELUDE
+    + _LEDGER_PRELUDE
     + """
--- KEYS: ledger, counts, campaign meta[, tags]; ARGV: message key, owner token, channel, now[,
--- tag digest, ttl]. Returns nil to go ahead, else the state that forbids sending.
+-- Claims many keys at once, each after its rate permit (when paced), none before it is due.
+-- KEYS: ledger, counts, campaign meta, tags[, bucket]; ARGV: channel, now, ttl, bucket now,
+-- configured rate, burst, bucket ttl ms, then 4 per key: key, owner token, tag digest, paid
+-- ('1': its permit was reserved by an earlier call). Returns one verdict per key, then the
+-- current rate: '' claimed (go ahead); 'sent', 'unknown' or 'attempting' (refused, no permit
+-- spent); 'w:<s>' (its permit is reserved, due in s seconds: call again then, paid); 'l:<s>'
+-- (behind that one: no permit yet, call again in s seconds).
 if redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('CAMPAIGN_LOST campaign state is missing')
 end
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-local entry = {s = 'attempting', o = ARGV[2], c = ARGV[3], t = ARGV[4]}
-if raw then
-  local e = cjson.decode(raw)
-  if e.s == 'attempting' and e.o == ARGV[2] then
-    return false -- our own claim, retried after its reply was lost
-  end
-  if e.s == 'sent' or e.s == 'unknown' then return e.s end
-  if e.s == 'attempting' then
+local channel, stamp = ARGV[1], ARGV[2]
+local bucket, st, now, conf, burst = KEYS[5], nil, nil, nil, nil
+if bucket then
+  now = now_or_server(ARGV[4])
+  conf, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
+  st = state(bucket, conf, now)
+end
+tally = {}
+local out, head, reserved, tagged = {}, nil, false, false
+for i = 8, #ARGV, 4 do
+  local key, token, digest, paid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3] == '1'
+  local raw = redis.call('HGET', KEYS[1], key)
+  local e = raw and cjson.decode(raw)
+  local verdict = nil
+  if e and e.s == 'attempting' and e.o == token then
+    verdict = '' -- our own claim, retried after its reply was lost
+  elseif e and (e.s == 'sent' or e.s == 'unknown') then
+    verdict = e.s
+  elseif e and e.s == 'attempting' then
     -- Claimed by a worker that never settled it: in doubt for good, unless that worker is
     -- still alive and settles it (it keeps its owner token for that).
     local before = copy(e)
     e.s = 'unknown'
-    e.t = ARGV[4]
-    redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(e))
+    e.t = stamp
+    redis.call('HSET', KEYS[1], key, cjson.encode(e))
     count(KEYS[2], 'attempting', e.c, -1)
     count(KEYS[2], 'unknown', e.c, 1)
     retally(KEYS[2], before, e)
-    return 'attempting'
+    verdict = 'attempting'
+  elseif bucket and not paid then
+    if head then
+      verdict = 'l:' .. fmt(head)
+    else
+      local at = reserve(st, now, conf, burst)
+      reserved = true
+      if at > now then
+        head = at - now
+        verdict = 'w:' .. fmt(head)
+      end
+    end
   end
-  count(KEYS[2], e.s, e.c, -1) -- failed or cancelled: free to try again
-  entry.d = e.d
-  entry.f = e.f
+  if verdict == nil then
+    local entry = {s = 'attempting', o = token, c = channel, t = stamp}
+    if e then
+      count(KEYS[2], e.s, e.c, -1) -- failed or cancelled: free to try again
+      entry.d = e.d
+      entry.f = e.f
+    end
+    redis.call('HSET', KEYS[1], key, cjson.encode(entry))
+    count(KEYS[2], 'attempting', channel, 1)
+    redis.call('HSET', KEYS[4], digest, key)
+    tagged = true
+    verdict = ''
+  end
+  out[#out + 1] = verdict
 end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
-count(KEYS[2], 'attempting', ARGV[3], 1)
-if KEYS[4] then
-  redis.call('HSET', KEYS[4], ARGV[5], ARGV[1])
-  keep(KEYS[4], ARGV[6])
-end
-return false
+flush(KEYS[2])
+if tagged then keep(KEYS[4], ARGV[3]) end
+if reserved then store(bucket, st, conf, ARGV[7]) end
+out[#out + 1] = st and fmt(st.rate) or ''
+return out
 """
 )
 
 SETTLE = (
     _LEDGER_PRELUDE
     + """
--- KEYS: ledger, counts[, message id's hash]; ARGV: message key, owner token, state, message id,
--- code, now[, "<campaign>:<message key>", ttl]. Records the outcome of our claim (a `sent` one
--- with its message id: the id now names the key, and its orphan statuses are applied);
--- returns 0 if the claim is not ours (any more).
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
-local e = cjson.decode(raw)
-if e.o ~= ARGV[2] then return 0 end
-local before = copy(e)
-if e.s ~= ARGV[3] then
-  count(KEYS[2], e.s, e.c, -1)
-  count(KEYS[2], ARGV[3], e.c, 1)
+-- Records the outcomes of many claims (a `sent` one with its message id: the id now names the
+-- key, and its orphan statuses are applied). KEYS: ledger, counts, then the hashes of the
+-- message ids; ARGV: "<campaign>:", ttl, then 7 per outcome: message key, owner token, state,
+-- message id, code, now, and the index in KEYS of its message id's hash (0: none). Returns,
+-- per outcome, 1, or 0 if the claim is not ours (any more).
+tally = {}
+local out = {}
+for i = 3, #ARGV, 7 do
+  local key, token, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local raw = redis.call('HGET', KEYS[1], key)
+  local e = raw and cjson.decode(raw)
+  if not e or e.o ~= token then
+    out[#out + 1] = 0
+  else
+    local before = copy(e)
+    if e.s ~= state then
+      count(KEYS[2], e.s, e.c, -1)
+      count(KEYS[2], state, e.c, 1)
+    end
+    e.s = state
+    e.t = ARGV[i + 5]
+    if ARGV[i + 3] ~= '' then e.id = ARGV[i + 3] end
+    if ARGV[i + 4] ~= '' then e.code = tonumber(ARGV[i + 4]) end
+    local wamid = KEYS[tonumber(ARGV[i + 6])]
+    if wamid and tonumber(ARGV[i + 6]) > 2 then
+      redis.call('HSET', wamid, 'k', ARGV[1] .. key)
+      keep(wamid, ARGV[2])
+      adopt(wamid, e)
+    end
+    redis.call('HSET', KEYS[1], key, cjson.encode(e))
+    retally(KEYS[2], before, e)
+    out[#out + 1] = 1
+  end
 end
-e.s = ARGV[3]
-e.t = ARGV[6]
-if ARGV[4] ~= '' then e.id = ARGV[4] end
-if ARGV[5] ~= '' then e.code = tonumber(ARGV[5]) end
-if KEYS[3] then
-  redis.call('HSET', KEYS[3], 'k', ARGV[7])
-  keep(KEYS[3], ARGV[8])
-  adopt(KEYS[3], e)
-end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(e))
-retally(KEYS[2], before, e)
-return 1
+flush(KEYS[2])
+return out
 """
 )
 

@@ -65,6 +65,8 @@ class WorkerRuntime:
         self._clients: dict[str, _Client] = {}
         self._limiters: dict[str, RedisRateLimiter] = {}
         self._batches: set[asyncio.Task[dict[str, int]]] = set()
+        # Per (campaign, channel) being sent: its batches' ledgers share script calls.
+        self._ledgers: dict[tuple[str, str], tuple[RedisLedger, int]] = {}
         self._stopped: asyncio.Future[None] | None = None
         self.stopping = False
 
@@ -183,9 +185,6 @@ class WorkerRuntime:
         client = self._client(channel, settings)
         owner = f"{self.name}/{batch}/{time.monotonic_ns()}"
         outage = self.patience
-        ledger = RedisLedger(
-            redis, campaign, channel, owner=owner, pace=self._limiters.get(channel), outage=outage
-        )
         # Records without sending take no permits: a ledger that does not pace.
         recorder = RedisLedger(redis, campaign, channel, owner=f"{owner}/r", outage=outage)
         halted = await retrying(
@@ -203,12 +202,11 @@ class WorkerRuntime:
             await self._record(recorder, (key for key, _ in decoded), state)
             counts[state] = len(decoded)
         else:
-            await retrying(
-                lambda: ledger.prefetch(key for key, _ in decoded),
-                what="reading the ledger",
-                outage=outage,
-            )
-            counts = await self._send(client, ledger, decoded, settings.concurrency)
+            ledger = self._ledger(redis, campaign, channel).fork(owner)
+            try:
+                counts = await self._send(client, ledger, decoded, settings.concurrency)
+            finally:
+                self._release(campaign, channel)
         if bad:
             await self._record(recorder, bad, "failed")
             counts["failed"] = counts.get("failed", 0) + len(bad)
@@ -239,6 +237,20 @@ class WorkerRuntime:
             )
         logger.info("batch %s of campaign %s: %s", batch, campaign, counts)
         return counts
+
+    def _ledger(self, redis: Redis, campaign: str, channel: str) -> RedisLedger:
+        """The ledger the batches of ``channel`` in ``campaign`` fork theirs from."""
+        found = self._ledgers.get((campaign, channel))
+        if found is None:
+            pace = self._limiters.get(channel)
+            found = (RedisLedger(redis, campaign, channel, pace=pace, outage=self.patience), 0)
+        self._ledgers[campaign, channel] = (found[0], found[1] + 1)
+        return found[0]
+
+    def _release(self, campaign: str, channel: str) -> None:
+        ledger, users = self._ledgers.pop((campaign, channel))
+        if users > 1:
+            self._ledgers[campaign, channel] = (ledger, users - 1)
 
     async def _send(
         self,
@@ -273,12 +285,15 @@ class WorkerRuntime:
         return self._stopped
 
     async def _record(self, ledger: RedisLedger, keys: Iterable[str], state: Any) -> None:
-        for key in keys:
+        async def one(key: str) -> None:
             try:
                 if await ledger.claim(key) is None:
                     await ledger.settle(key, state)
             except Exception as exc:
                 logger.error("could not record %s as %s: %s", key, state, exc)
+
+        # At once: the ledger takes the claims (then the outcomes) in one round trip.
+        await asyncio.gather(*(one(key) for key in keys))
 
     async def _note(self, redis: Redis, keys: CampaignKeys, field: str, value: str) -> None:
         try:

@@ -92,11 +92,13 @@ async def test_a_retried_claim_is_still_ours(redis: Redis) -> None:
     # A claim whose reply was lost is retried with the same owner token: it must go ahead.
     ledger = RedisLedger(redis, CAMPAIGN, "ch")
     meta = f"d360:campaign:{CAMPAIGN}"
-    args = ["k3", "token-1", "ch", "1.0"]
-    keys = [f"{meta}:ledger", f"{meta}:counts", f"{meta}:meta"]
-    assert await ledger._claim(keys=keys, args=args) is None
-    assert await ledger._claim(keys=keys, args=args) is None
-    assert await ledger._claim(keys=keys, args=["k3", "token-2", "ch", "2.0"]) == "attempting"
+    head = ["ch", "1.0", 60, "", "", "", ""]
+    keys = [f"{meta}:ledger", f"{meta}:counts", f"{meta}:meta", f"{meta}:tags"]
+    args = [*head, "k3", "token-1", "digest", "0"]
+    assert await ledger._claim(keys=keys, args=args) == ["", ""]  # claimed; no bucket
+    assert await ledger._claim(keys=keys, args=args) == ["", ""]
+    again = [*head, "k3", "token-2", "digest", "0"]
+    assert await ledger._claim(keys=keys, args=again) == ["attempting", ""]
 
 
 async def test_a_vanished_campaign_refuses_claims(redis: Redis) -> None:

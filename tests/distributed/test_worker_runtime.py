@@ -14,7 +14,6 @@ from dialog360_async import Location, LocationMessage
 from dialog360_async._converter import unstructure
 from dialog360_async._secret import Secret
 from dialog360_async.distributed import BrokerSettings, RedisLedger, WorkerSettings
-from dialog360_async.distributed._limiter import RedisRateLimiter
 from dialog360_async.distributed._redis import connect
 from dialog360_async.distributed._worker import WorkerRuntime
 from dialog360_async.testing import FakeDialog360
@@ -64,14 +63,17 @@ async def test_a_taken_over_batch_takes_permits_only_for_what_it_sends(
     for key, _ in batch[:25]:
         await dead.settle(key, "sent", message_id=f"wamid.{key}")
     permits = 0
-    reserve = RedisRateLimiter.reserve
+    claim_many = RedisLedger._claim_many
 
-    async def counted(self: RedisRateLimiter, now: float | None = None) -> float:
+    async def counted(self: RedisLedger, items: list[tuple[str, str, str, bool]]) -> list[str]:
+        # The claim script takes a permit for each unpaid key it claims or makes wait ("w:").
         nonlocal permits
-        permits += 1
-        return await reserve(self, now)
+        verdicts = await claim_many(self, items)
+        for (_, _, _, paid), verdict in zip(items, verdicts, strict=True):
+            permits += not paid and (verdict == "" or verdict.startswith("w:"))
+        return verdicts
 
-    monkeypatch.setattr(RedisRateLimiter, "reserve", counted)
+    monkeypatch.setattr(RedisLedger, "_claim_many", counted)
     async with FakeDialog360(api_keys=[KEY], throughput=None) as fake:
         worker = runtime(redis_server, fake, rate=1000.0, grace=5.0)
         counts = await worker.send_batch(campaign, "shop", "shop:1:x", batch)

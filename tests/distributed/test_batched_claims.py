@@ -1,0 +1,97 @@
+"""Batched claims and outcomes: many keys per round trip, the rate permits taken in the same
+script, none spent on a key the ledger refuses, none claimed before its permit is due."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from dialog360_async.distributed import RedisLedger, RedisRateLimiter
+
+from ._harness import RedisServer
+
+CAMPAIGN = "batched-test"
+LEDGER = f"d360:campaign:{CAMPAIGN}:ledger"
+
+
+@pytest.fixture
+async def redis(shared_redis: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(shared_redis.url, decode_responses=True)
+    await client.flushdb()
+    await client.hset(f"d360:campaign:{CAMPAIGN}:meta", "created", "1")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def counting(ledger: RedisLedger, name: str) -> list[int]:
+    """Count the script calls (round trips) of ``ledger.<name>``, and their sizes."""
+    script, sizes = getattr(ledger, name), []
+
+    async def call(**kwargs: Any) -> object:
+        sizes.append(len(kwargs["args"]))
+        return await script(**kwargs)
+
+    setattr(ledger, name, call)
+    return sizes
+
+
+async def test_claims_and_outcomes_at_once_take_one_round_trip_each(redis: Redis) -> None:
+    pace = RedisRateLimiter(redis, "fast", 1e6)
+    ledger = RedisLedger(redis, CAMPAIGN, "fast", pace=pace)
+    claims, settles = counting(ledger, "_claim"), counting(ledger, "_settle")
+    keys = [f"k{n}" for n in range(60)]
+    assert await asyncio.gather(*(ledger.claim(key) for key in keys)) == [None] * 60
+    assert len(claims) == 1
+    await asyncio.gather(*(ledger.settle(key, "sent", message_id=f"w.{key}") for key in keys))
+    assert len(settles) == 1
+    entries = await redis.hgetall(LEDGER)
+    assert {json.loads(entries[key])["s"] for key in keys} == {"sent"}
+    counts = await redis.hgetall(f"d360:campaign:{CAMPAIGN}:counts")
+    assert (counts["sent"], counts["sent:fast"], counts["attempting"]) == ("60", "60", "0")
+    assert await redis.hget("d360:wamid:w.k7", "k") == f"{CAMPAIGN}:k7"
+
+
+async def test_a_taken_over_batch_spends_no_permit_on_what_was_sent(redis: Redis) -> None:
+    dead = RedisLedger(redis, CAMPAIGN, "slow")
+    sent = [f"s{n}" for n in range(30)]
+    for key in sent:
+        assert await dead.claim(key) is None
+        await dead.settle(key, "sent", message_id=f"w.{key}")
+    pace = RedisRateLimiter(redis, "slow", 10.0, burst=1)
+    taker = RedisLedger(redis, CAMPAIGN, "slow", pace=pace)
+    before = time.time()
+    found = await asyncio.gather(*(taker.claim(key) for key in [*sent, "new"]))
+    assert found == ["sent"] * 30 + [None]
+    # One permit taken (for "new"): the bucket's next slot is one interval (0.1 s) away.
+    tat = float(await redis.hget("d360:bucket:slow", "tat") or 0)
+    assert tat - before <= 0.1 + 0.05, tat - before
+
+
+async def test_no_claim_is_held_while_its_permit_is_not_due(redis: Redis) -> None:
+    pace = RedisRateLimiter(redis, "paced", 20.0, burst=1)
+    seen: list[tuple[float, list[str | None]]] = []
+    keys = ["p0", "p1", "p2"]
+
+    async def sleep(seconds: float) -> None:
+        # While a claim waits for its permit, none but the claims already due are made.
+        held = await redis.hmget(LEDGER, keys)
+        seen.append((seconds, [None if raw is None else json.loads(raw)["s"] for raw in held]))
+        await asyncio.sleep(seconds)
+
+    ledger = RedisLedger(redis, CAMPAIGN, "paced", pace=pace, sleep=sleep)
+    started = time.monotonic()
+    assert await asyncio.gather(*(ledger.claim(key) for key in keys)) == [None] * 3
+    elapsed = time.monotonic() - started
+    assert 0.09 <= elapsed < 0.5, elapsed  # three permits at 20/s: the last 0.1 s after the first
+    assert seen and all(0 < wait <= 0.06 for wait, _ in seen), seen
+    for _, states in seen:
+        assert states.count("attempting") < 3  # never all claimed before all were due
+    assert seen[0][1] == ["attempting", None, None]
