@@ -23,7 +23,7 @@ from ..errors import DeliveryUnknownError
 from ._commands import Client, make_client, say
 from ._demo import send_with_progress
 from ._distributed import broadcast_distributed
-from ._input import MessageSource, UsageError
+from ._input import MessageSource, UsageError, message_source
 
 __all__ = ["HALTED", "broadcast"]
 
@@ -105,7 +105,7 @@ def broadcast(args: argparse.Namespace) -> int:
     # Before reading the input: a missing key should fail fast. --rate is the channel's limit
     # (0: the client is not paced at all).
     client = make_client(args, rate_limit=args.rate or None)
-    with MessageSource(args.input, args.format) as source:
+    with message_source(args) as source:
         total = source.validate(on_duplicate=say)
         with _output(args.output, append=args.resume) as out:
             return asyncio.run(_broadcast(args, client, source, total, out))

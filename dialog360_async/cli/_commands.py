@@ -13,10 +13,22 @@ from .._cloud import Dialog360Client
 from .._models import Location
 from .._onprem import OnPremiseClient
 from .._results import BlockResult, FailedUser, UserRef
+from .._templates import Template, TemplateMessage, TextMessage
 from ._demo import run_demo
 from ._input import UsageError, load_contacts
+from ._send import HEADER_KINDS, build_template
 
-__all__ = ["PROG", "Client", "block", "blocked", "demo", "make_client", "report", "run", "say"]
+__all__ = [
+    "PROG",
+    "Client",
+    "block",
+    "blocked",
+    "demo",
+    "make_client",
+    "report",
+    "run",
+    "say",
+]
 
 PROG = "dialog360"
 
@@ -55,14 +67,37 @@ def run(command: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Name
     return handler
 
 
+def _template(args: argparse.Namespace) -> Template:
+    # Built (and so validated) before any client exists: bad input sends nothing.
+    template = Template(name=args.name, language=args.language, namespace=args.namespace)
+    body = [(f"--param {i}", text) for i, text in enumerate(args.param or (), 1)]
+    header = next(
+        (
+            (kind, (f"--header-{kind}", value))
+            for kind in HEADER_KINDS
+            if (value := getattr(args, f"header_{kind}")) is not None
+        ),
+        None,
+    )
+    return build_template(template, body, header)
+
+
 async def send(args: argparse.Namespace) -> int:
-    """``send-location`` and ``send-contacts``: print the message id."""
+    """``send-location``, ``send-contacts``, ``send-text``, ``send-template``: print the id."""
     if args.command == "send-location":
         where = Location(
             latitude=args.lat, longitude=args.lon, name=args.name, address=args.address
         )
         async with make_client(args) as client:
             sent = await client.send_location(args.to, where)
+    elif args.command == "send-text":
+        text = TextMessage(to=args.to, body=args.body, preview_url=args.preview_url)
+        async with make_client(args) as client:
+            sent = await client.send(text)
+    elif args.command == "send-template":
+        template = TemplateMessage(to=args.to, template=_template(args))
+        async with make_client(args) as client:
+            sent = await client.send(template)
     else:
         contacts = load_contacts(args.file)
         async with make_client(args) as client:

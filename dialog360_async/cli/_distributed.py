@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import IO, Any
 
 from .._bulk import message_key
-from ._input import MessageSource, Row, UsageError
+from ._input import MessageSource, Row, UsageError, message_source
 
 __all__ = ["add_campaign_commands", "add_distributed_options", "broadcast_distributed"]
 
@@ -129,7 +129,7 @@ def broadcast_distributed(args: argparse.Namespace) -> int:
             "--output needs the results, and --no-wait does not wait for them: drop one "
             "(then see: dialog360 campaign status ID)"
         )
-    with MessageSource(args.input, args.format) as source, contextlib.ExitStack() as stack:
+    with message_source(args) as source, contextlib.ExitStack() as stack:
         source.validate()
         out: IO[str] | None = None
         if not args.no_wait:

@@ -8,8 +8,8 @@ checked for repeats too, in a temporary SQLite table so that memory stays flat.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import csv
 import json
 import sqlite3
 import sys
@@ -19,70 +19,38 @@ import typing
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, NamedTuple, Self
+from typing import IO, Any, Self
 
 import attrs
 import cattrs
 
-from .._bulk import message_key
 from .._converter import structure
 from .._models import (
     MESSAGE_KINDS,
     Contact,
     ContactsMessage,
-    Location,
     LocationMessage,
     Message,
-    Name,
-    Phone,
 )
+from .._templates import Template
 from ..errors import ValidationError
+from ._csv import csv_rows
+from ._rows import InputError, Row, UsageError, open_input
+from ._send import TemplateColumns
 
-__all__ = ["InputError", "MessageSource", "Row", "UsageError", "load_contacts", "parse_contacts"]
+__all__ = [
+    "InputError",
+    "MessageSource",
+    "Row",
+    "UsageError",
+    "load_contacts",
+    "message_source",
+    "parse_contacts",
+]
 
 # Wire keys a message line may carry besides its payload; "key" is the journal key.
 _MESSAGE_EXTRAS = frozenset({"key", "type", "messaging_product", "recipient_type"})
-_LOCATION_COLUMNS = ("to", "latitude", "longitude", "name", "address")
-_CONTACT_COLUMNS = ("to", "formatted_name", "first_name", "last_name", "phone")
-_LAYOUTS = (
-    "expected to,latitude,longitude[,name,address] for locations or "
-    "to,formatted_name[,first_name,last_name,phone] for contact cards, each with an optional key"
-)
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-
-
-class UsageError(Exception):
-    """Bad usage: the command line reports it with exit status 2."""
-
-
-class InputError(Exception):
-    """A bad input line, shown as ``source:line: reason``."""
-
-    def __init__(self, source: str, line: int | None, reason: str) -> None:
-        where = source if line is None else f"{source}:{line}"
-        super().__init__(f"{where}: {reason}")
-
-
-class Row(NamedTuple):
-    """One validated input line: its number, the message and its journal key, if given."""
-
-    line: int
-    message: Message
-    key: str | None
-
-    @property
-    def journal_key(self) -> str:
-        """The key a run records the message under: the given one, else :func:`message_key`."""
-        return self.key or message_key(self.message)
-
-
-def _open(path: str, name: str) -> IO[str]:
-    try:
-        return open(path, encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise InputError(name, None, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(name, None, "is a directory, not a file") from None
 
 
 # -- strict wire-shape check ----------------------------------------------------------------
@@ -181,7 +149,7 @@ def load_contacts(path: str) -> list[Contact]:
     if path == "-":
         text = sys.stdin.read()
     else:
-        with _open(path, name) as file:
+        with open_input(path, name) as file:
             text = file.read()
     try:
         return parse_contacts(json.loads(text))
@@ -233,76 +201,6 @@ def _jsonl_rows(lines: Iterable[str], source: str) -> Iterator[Row]:
         yield Row(number, message, key)
 
 
-# -- CSV ------------------------------------------------------------------------------------
-
-
-def _coordinate(row: dict[str, str | None], column: str) -> float:
-    text = row.get(column) or ""
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{column}: not a number: {text!r}") from None
-
-
-def _csv_message(row: dict[str, str | None], contacts: bool) -> Message:
-    to = row["to"] or ""
-    if contacts:
-        name = Name(
-            formatted_name=row.get("formatted_name") or "",
-            first_name=row.get("first_name"),
-            last_name=row.get("last_name"),
-        )
-        phone = row.get("phone")
-        card = Contact(name=name, phones=[Phone(phone=phone)] if phone else ())
-        return ContactsMessage(to=to, contacts=[card])
-    where = Location(
-        latitude=_coordinate(row, "latitude"),
-        longitude=_coordinate(row, "longitude"),
-        name=row.get("name"),
-        address=row.get("address"),
-    )
-    return LocationMessage(to=to, location=where)
-
-
-def _csv_layout(header: list[str], source: str, line: int) -> bool:
-    """Check the header; True for contact rows, False for location rows."""
-    columns = set(header)
-    contacts = "formatted_name" in columns
-    allowed = {*(_CONTACT_COLUMNS if contacts else _LOCATION_COLUMNS), "key"}
-    required = {"to", "formatted_name"} if contacts else {"to", "latitude", "longitude"}
-    for problem, names in (
-        ("unknown column", [c for c in header if c not in allowed]),
-        ("missing column", sorted(required - columns)),
-        ("duplicate column", sorted({c for c in header if header.count(c) > 1})),
-    ):
-        if names:
-            raise InputError(source, line, f"{problem} {names[0]!r} ({_LAYOUTS})")
-    return contacts
-
-
-def _csv_rows(lines: Iterable[str], source: str) -> Iterator[Row]:
-    reader = csv.reader(lines)
-    for values in reader:  # the header is the first line that is not blank
-        header = [c.strip().lower() for c in values]
-        if any(header):
-            break
-    else:
-        return  # no messages: MessageSource.validate says so, as for an empty JSONL file
-    contacts = _csv_layout(header, source, reader.line_num)
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue
-        number = reader.line_num
-        if len(values) != len(header):
-            raise InputError(source, number, f"expected {len(header)} fields, got {len(values)}")
-        row = {c: (v.strip() or None) for c, v in zip(header, values, strict=True)}
-        try:
-            message = _csv_message(row, contacts)
-        except ValueError as exc:  # ValidationError is a ValueError too
-            raise InputError(source, number, str(exc)) from None
-        yield Row(number, message, row.get("key"))
-
-
 # -- the source of a broadcast --------------------------------------------------------------
 
 # Every line after the first of its key, with that first line, in line order.
@@ -333,6 +231,11 @@ def _record_keys(db: sqlite3.Connection, rows: Iterable[Row]) -> int:
     return count
 
 
+def guess_format(path: str) -> str | None:
+    """``"jsonl"`` or ``"csv"`` by a broadcast input's name (``-`` is JSONL), else None."""
+    return "jsonl" if path == "-" else _FORMATS.get(Path(path).suffix.lower())
+
+
 class MessageSource:
     """A broadcast input read twice: :meth:`validate` checks every line, iteration streams.
 
@@ -342,20 +245,25 @@ class MessageSource:
     Args:
         path: a ``.jsonl`` or ``.csv`` file, or ``-`` for JSONL on standard input.
         fmt: ``"jsonl"`` or ``"csv"`` to override the guess from the file name.
+        columns: CSV rows fill this template's variables (the input must be CSV).
     """
 
-    def __init__(self, path: str, fmt: str | None = None) -> None:
+    def __init__(
+        self, path: str, fmt: str | None = None, columns: TemplateColumns | None = None
+    ) -> None:
         self.path = path
         self.name = "<stdin>" if path == "-" else path
-        guessed = "jsonl" if path == "-" else _FORMATS.get(Path(path).suffix.lower())
+        self._columns = columns
+        guessed = guess_format(path)
         if (fmt or guessed) is None:
             raise InputError(self.name, None, "unknown format: name it .jsonl or .csv, or --format")
         self.format: str = fmt or guessed or ""
         self._spool: IO[str] | None = None
 
     def _rows(self, lines: Iterable[str]) -> Iterator[Row]:
-        parse = _csv_rows if self.format == "csv" else _jsonl_rows
-        return parse(lines, self.name)
+        if self.format == "csv":
+            return csv_rows(lines, self.name, self._columns)
+        return _jsonl_rows(lines, self.name)
 
     def validate(self, on_duplicate: Callable[[InputError], object] | None = None) -> int:
         """Read and check every line without keeping any; returns the number of messages.
@@ -375,7 +283,7 @@ class MessageSource:
                 self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
                 lines = _tee(sys.stdin, self._spool)
             else:
-                lines = stack.enter_context(_open(self.path, self.name))
+                lines = stack.enter_context(open_input(self.path, self.name))
             # "" is a private temporary database on disk: a million keys cost a few MB of RAM.
             keys = stack.enter_context(contextlib.closing(sqlite3.connect("")))
             count = _record_keys(keys, self._rows(lines))
@@ -399,7 +307,7 @@ class MessageSource:
             self._spool.seek(0)
             yield from self._rows(self._spool)
             return
-        with _open(self.path, self.name) as file:
+        with open_input(self.path, self.name) as file:
             yield from self._rows(file)
 
     def close(self) -> None:
@@ -418,3 +326,27 @@ class MessageSource:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def message_source(args: argparse.Namespace) -> MessageSource:
+    """The input of ``broadcast``: ``INPUT [--format]``, and with ``--template NAME --language
+    CODE [--namespace NS]`` a CSV whose rows fill that template's variables.
+
+    Raises:
+        UsageError: the template options are incomplete or go with a JSONL input.
+    """
+    if args.template is None:
+        if args.language is not None or args.namespace is not None:
+            raise UsageError("--language and --namespace go with --template NAME")
+        return MessageSource(args.input, args.format)
+    if args.language is None:
+        raise UsageError("--template needs --language CODE (e.g. en_US)")
+    if (args.format or guess_format(args.input)) != "csv":
+        raise UsageError(
+            "--template fills the columns of a CSV input (name it .csv, or --format csv); "
+            "a JSONL line names its own template"
+        )
+    if args.on_premise and args.namespace is None:
+        raise UsageError("--on-premise needs --namespace NS: On-Premise templates name it")
+    template = Template(name=args.template, language=args.language, namespace=args.namespace)
+    return MessageSource(args.input, "csv", TemplateColumns(template=template))

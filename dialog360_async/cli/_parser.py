@@ -16,6 +16,7 @@ from ._broadcast import broadcast
 from ._commands import PROG, block, blocked, demo, report, run, send
 from ._distributed import add_campaign_commands, add_distributed_options
 from ._report import delivery_report, unknown
+from ._send import HEADER_KINDS
 from ._suppressions import add_suppression_commands
 from ._webhook import serve
 
@@ -87,10 +88,22 @@ _BROADCAST_HELP = """\
 INPUT is a .jsonl file (one message per line in the wire shape, e.g.
   {"to": "+4915112345678", "type": "location", "location": {"latitude": 52.5, "longitude": 13.4}}
   {"to": "+4915112345678", "type": "contacts", "contacts": [{"name": {...}, "phones": [...]}]}
+  {"to": "+4915112345678", "type": "text", "text": {"body": "Hello", "preview_url": false}}
+  {"to": "+4915112345678", "type": "template", "template": {"name": "order_update",
+   "language": {"code": "en_US"}, "components": [{"type": "body", "parameters": [...]}]}}
 with an optional "key"), a .csv file with a header line, either
   to,latitude,longitude[,name,address]            -> location messages
   to,formatted_name,first_name,last_name,phone    -> one-contact messages
-(plus an optional key column), or - for JSONL on standard input.
+(plus an optional key column), or - for JSONL on standard input (--format csv for CSV).
+
+With --template NAME --language CODE [--namespace NS], every row of a CSV input is that
+template, its variables taken from the row:
+  to,body.1,...,body.N[,header.text|header.image|header.video|header.document]
+body.1 ... body.N fill the body's {{1}} ... {{N}} (every one from 1 to N, as text), the
+one header.* column the header's variable (a text, or an https link to the media); every
+cell must be filled. E.g. with --template order_update --language en_US:
+  to,body.1,body.2
+  +4915112345678,Ada,A-1001
 
 The whole input is validated first: a bad line stops the command with "INPUT:LINE: reason"
 and exit code 2 before anything is sent, and so does an input without messages. Keys
@@ -211,8 +224,8 @@ def build_parser() -> Parser:
     """The parser of the whole command line; each command sets its ``handler``."""
     parser = Parser(
         prog=PROG,
-        description="Send WhatsApp location and contacts messages and manage blocklists "
-        "through the 360dialog API.",
+        description="Send WhatsApp location, contacts, text and template messages and manage "
+        "blocklists through the 360dialog API.",
         epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -242,6 +255,35 @@ def build_parser() -> Parser:
         help='one contact or a list, in the wire shape, e.g. {"name": {"formatted_name": '
         '"Ada", "first_name": "Ada"}, "phones": [{"phone": "+441234567"}]}; - = stdin',
     )
+
+    sub = command("send-text", run(send), "send a text message; prints its id")
+    sub.add_argument("to", metavar="TO", help="recipient phone or wa_id")
+    sub.add_argument("body", metavar="BODY", help="the text, 1 to 4096 characters")
+    sub.add_argument(
+        "--preview-url", action="store_true", help="show a preview of the first URL in BODY"
+    )
+
+    sub = command("send-template", run(send), "send an approved template; prints the message id")
+    sub.add_argument("to", metavar="TO", help="recipient phone or wa_id")
+    sub.add_argument("name", metavar="NAME", help="the template's name")
+    sub.add_argument("--language", required=True, metavar="CODE", help="e.g. en or en_US")
+    sub.add_argument(
+        "--namespace", metavar="NS", help="the template namespace (On-Premise needs it)"
+    )
+    sub.add_argument(
+        "--param",
+        action="append",
+        metavar="TEXT",
+        help="the next body variable: the first --param fills {{1}}, the second {{2}}, ...",
+    )
+    header = sub.add_mutually_exclusive_group()
+    for kind in HEADER_KINDS:
+        metavar, what = (
+            ("TEXT", "a text") if kind == "text" else ("URL", f"an https link to the {kind}")
+        )
+        header.add_argument(
+            f"--header-{kind}", metavar=metavar, help=f"the header variable, {what}"
+        )
 
     sub = command("block", run(block), "block users; prints added/failed per wa_id")
     sub.add_argument("users", nargs="+", metavar="USER")
@@ -297,6 +339,10 @@ def build_parser() -> Parser:
         action="store_true",
         help="not a marketing campaign: users suppressed for marketing only get it",
     )
+    group = sub.add_argument_group("a template for every CSV row (see below)")
+    group.add_argument("--template", metavar="NAME", help="the template's name")
+    group.add_argument("--language", metavar="CODE", help="its language code, e.g. en_US")
+    group.add_argument("--namespace", metavar="NS", help="its namespace (On-Premise needs it)")
     add_distributed_options(sub)
     add_campaign_commands(commands, common)
 
