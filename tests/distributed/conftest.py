@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from ._harness import RedisServer
 
@@ -49,3 +50,15 @@ def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
 def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for a module's quick tests (property tests use distinct keys)."""
     yield from _server(tmp_path_factory.mktemp("redis"), persistent=False)
+
+
+@pytest.fixture
+async def redis(shared_redis: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
+    """A client of the module's server, emptied, with the module's ``CAMPAIGN`` created."""
+    client = Redis.from_url(shared_redis.url, decode_responses=True)
+    await client.flushdb()
+    await client.hset(f"d360:campaign:{request.module.CAMPAIGN}:meta", "created", "1")
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -6,29 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
 
 from dialog360_async.distributed import RedisLedger, RedisRateLimiter
 
-from ._harness import RedisServer
-
 CAMPAIGN = "batched-test"
 LEDGER = f"d360:campaign:{CAMPAIGN}:ledger"
-
-
-@pytest.fixture
-async def redis(shared_redis: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(shared_redis.url, decode_responses=True)
-    await client.flushdb()
-    await client.hset(f"d360:campaign:{CAMPAIGN}:meta", "created", "1")
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def counting(ledger: RedisLedger, name: str) -> list[int]:

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -38,17 +37,6 @@ from dialog360_async.webhooks import (
 from ._harness import RedisServer, TimedFake, Workers, campaign, channel_of, worker_env
 
 CAMPAIGN = "delivery-test"
-
-
-@pytest.fixture
-async def redis(shared_redis: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(shared_redis.url, decode_responses=True)
-    await client.flushdb()
-    await client.hset(f"d360:campaign:{CAMPAIGN}:meta", "created", "1")
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def status(

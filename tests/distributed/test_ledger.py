@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,6 @@ from dialog360_async.testing import FakeDialog360
 from ._harness import RedisServer
 
 CAMPAIGN = "ledger-test"
-
-
-@pytest.fixture
-async def redis(shared_redis: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(shared_redis.url, decode_responses=True)
-    await client.flushdb()
-    await client.hset(f"d360:campaign:{CAMPAIGN}:meta", "created", "1")
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def entry(redis: Redis, key: str) -> dict[str, object]:
