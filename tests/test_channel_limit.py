@@ -436,10 +436,14 @@ async def test_two_clients_and_single_sends_of_one_key_stay_under_the_fake_s_lim
     steady = stamps[burst:]
     slope = statistics.linear_regression(steady, range(len(steady))).slope
     assert slope <= DEFAULT_RATE * 1.02
-    # And no one-second window held more than a second's worth plus the burst.
+    # And no one-second window held more than a second's worth plus the burst. The stamps are
+    # arrival times at the fake: on a loaded machine requests permitted on time can arrive
+    # together, so 50 ms of arrival jitter (4 sends at 80/s) is allowed; the fake's own bucket
+    # above throttled none.
+    jitter = DEFAULT_RATE * 0.05
     for i, start in enumerate(stamps):
         inside = sum(1 for t in stamps[i:] if t < start + 1.0)
-        assert inside <= DEFAULT_RATE * 1.02 + burst
+        assert inside <= DEFAULT_RATE * 1.02 + burst + jitter
 
 
 def test_waiters_of_a_closed_loop_collected_outside_any_loop_raise_nothing() -> None:
