@@ -46,6 +46,95 @@ SEED_CONTACT = Contact(
 )
 
 
+def seed_contact() -> Contact:
+    """The seed card built as a caller writes it, from literals: the per-message build."""
+    return Contact(
+        name=Name(
+            formatted_name="NAME",
+            first_name="FIRST_NAME",
+            last_name="LAST_NAME",
+            middle_name="MIDDLE_NAME",
+            suffix="SUFFIX",
+            prefix="PREFIX",
+        ),
+        birthday="1999-01-23",
+        addresses=[
+            Address(
+                street="STREET",
+                city="CITY",
+                state="STATE",
+                zip="ZIP",
+                country="COUNTRY",
+                country_code="US",
+                type="HOME",
+            ),
+            Address(
+                street="STREET",
+                city="CITY",
+                state="STATE",
+                zip="ZIP",
+                country="COUNTRY",
+                country_code="US",
+                type="WORK",
+            ),
+        ],
+        emails=[Email(email="EMAIL", type="WORK"), Email(email="EMAIL", type="HOME")],
+        org=Org(company="COMPANY", department="DEPARTMENT", title="TITLE"),
+        phones=[
+            Phone(phone="PHONE_NUMBER", type="HOME"),
+            Phone(phone="PHONE_NUMBER", type="WORK", wa_id="PHONE_OR_WA_ID"),
+        ],
+        urls=[Url(url="URL", type="WORK"), Url(url="URL", type="HOME")],
+    )
+
+
+def seed_card() -> dict[str, Any]:
+    """The seed card as the hand-written caller writes it per message: a dict literal."""
+    return {
+        "addresses": [
+            {
+                "street": "STREET",
+                "city": "CITY",
+                "state": "STATE",
+                "zip": "ZIP",
+                "country": "COUNTRY",
+                "country_code": "US",
+                "type": "HOME",
+            },
+            {
+                "street": "STREET",
+                "city": "CITY",
+                "state": "STATE",
+                "zip": "ZIP",
+                "country": "COUNTRY",
+                "country_code": "US",
+                "type": "WORK",
+            },
+        ],
+        "birthday": "1999-01-23",
+        "emails": [{"email": "EMAIL", "type": "WORK"}, {"email": "EMAIL", "type": "HOME"}],
+        "name": {
+            "formatted_name": "NAME",
+            "first_name": "FIRST_NAME",
+            "last_name": "LAST_NAME",
+            "middle_name": "MIDDLE_NAME",
+            "suffix": "SUFFIX",
+            "prefix": "PREFIX",
+        },
+        "org": {"company": "COMPANY", "department": "DEPARTMENT", "title": "TITLE"},
+        "phones": [
+            {"phone": "PHONE_NUMBER", "type": "HOME"},
+            {"phone": "PHONE_NUMBER", "type": "WORK", "wa_id": "PHONE_OR_WA_ID"},
+        ],
+        "urls": [{"url": "URL", "type": "WORK"}, {"url": "URL", "type": "HOME"}],
+    }
+
+
+def where() -> Location:
+    """The seed location built per message, as a caller writes it."""
+    return Location(latitude=LATITUDE, longitude=LONGITUDE, name=PLACE, address=ADDRESS)
+
+
 def recipients(count: int) -> list[str]:
     """Distinct recipients, built before any run so that no run pays for them."""
     return [f"+1650{n:07d}" for n in range(count)]
@@ -85,6 +174,17 @@ def raw_contacts_body(to: str) -> dict[str, Any]:
     }
 
 
+def raw_contacts_body_built(to: str) -> dict[str, Any]:
+    """The hand-written contacts body with its card written out per message."""
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "contacts",
+        "contacts": [seed_card()],
+    }
+
+
 class Raw:
     """The usual hand-written call: ``json.dumps`` a dict, ``post``, ``await resp.json()``."""
 
@@ -110,6 +210,11 @@ def check_same_bodies(client: Dialog360Client) -> None:
     assert sdk == raw_location_body(to), (sdk, raw_location_body(to))
     sdk = client._message_body(ContactsMessage(to=to, contacts=(SEED_CONTACT,)), None)
     assert sdk == raw_contacts_body(to), (sdk, raw_contacts_body(to))
+    sdk = client._message_body(ContactsMessage(to=to, contacts=(seed_contact(),)), None)
+    assert sdk == raw_contacts_body_built(to), (sdk, raw_contacts_body_built(to))
+    assert seed_card() == SEED_CARD, "the per-message card must be the seed card"
+    sdk = client._message_body(LocationMessage(to=to, location=where()), None)
+    assert sdk == raw_location_body(to), (sdk, raw_location_body(to))
 
 
 # -- pywa ---------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Scenario 1: client CPU (and wall) time per send, SDK vs hand-written aiohttp vs pywa."""
+"""Scenario 1: client CPU (and wall) time per send, SDK vs hand-written aiohttp vs pywa.
+
+Each message kind runs twice: with its model (or dict) built once and reused, and built per
+message, as a web handler or a broadcast of personalised cards does: the second case is the
+caller's real cost, construction and validation included.
+"""
 
 from __future__ import annotations
 
@@ -18,30 +23,47 @@ from ._common import (
     pool,
     pywa_client,
     raw_contacts_body,
+    raw_contacts_body_built,
     raw_location_body,
     recipients,
+    seed_contact,
+    where,
 )
 from ._stats import Result, Row, Sample, interleave, log, measure, median, paired_ratio, verdict
 
 TARGET = 1.15
+# Built per message (issue 14): the caller's real per-send cost.
+TARGETS = {"location": TARGET, "contacts": TARGET, "location built": 1.0, "contacts built": 1.05}
+CASES = tuple(TARGETS)
 CONCURRENCY = (1, 50)
 Run = Callable[[], Awaitable[Sample]]
 
 
 def _runs(
-    kind: str, raw: Raw, sdk: Dialog360Client, wa: Pywa | None, count: int, concurrency: int
+    case: str, raw: Raw, sdk: Dialog360Client, wa: Pywa | None, count: int, concurrency: int
 ) -> dict[str, Run]:
     to = recipients(count)
-    if kind == "location":
+    kind = case.split()[0]
+    if case == "location":
         raw_body = raw_location_body
 
         async def sdk_send(n: int) -> object:
             return await sdk.send_location(to[n], WHERE)
-    else:
+    elif case == "location built":
+        raw_body = raw_location_body  # a dict literal: built per message already
+
+        async def sdk_send(n: int) -> object:
+            return await sdk.send_location(to[n], where())
+    elif case == "contacts":
         raw_body = raw_contacts_body
 
         async def sdk_send(n: int) -> object:
             return await sdk.send_contacts(to[n], SEED_CONTACT)
+    else:
+        raw_body = raw_contacts_body_built
+
+        async def sdk_send(n: int) -> object:
+            return await sdk.send_contacts(to[n], seed_contact())
 
     async def raw_send(n: int) -> object:
         return await raw.send(raw_body(to[n]))
@@ -50,7 +72,7 @@ def _runs(
         return lambda: measure(lambda: pool(send, messages, concurrency))
 
     runs = {"raw": run(raw_send, count), "sdk": run(sdk_send, count)}
-    if wa is not None:
+    if wa is not None and case == kind:  # pywa is compared once per kind, on the reused rows
         pywa_send = wa.send_location if kind == "location" else wa.send_contacts
         # pywa costs several times more per send: fewer messages keep its runs as long.
         runs["pywa"] = run(lambda n: pywa_send(to[n]), max(concurrency, count // 4))
@@ -67,18 +89,23 @@ async def run(url: str, quick: bool) -> Result:
     ):
         check_same_bodies(sdk)
         raw = Raw(session, url)
-        for kind in ("location", "contacts"):
+        for case in CASES:
             for concurrency in CONCURRENCY:
-                label = f"{kind} c={concurrency}"
+                label = f"{case} c={concurrency}"
                 log(f"overhead: {label}, {count} messages per run, {rounds} rounds")
-                runs = _runs(kind, raw, sdk, wa, count, concurrency)
+                runs = _runs(case, raw, sdk, wa, count, concurrency)
                 samples = await interleave(runs, rounds, f"overhead {label}")
-                _report(result, label, samples)
-    result.metrics["overhead_ratio_sdk_vs_raw"] = result.details["location c=50"]["sdk_vs_raw"]
+                _report(result, label, samples, TARGETS[case], pywa=wa is not None)
+    details = result.details
+    result.metrics["overhead_ratio_sdk_vs_raw"] = details["location c=50"]["sdk_vs_raw"]
+    result.metrics["overhead_built_location_ratio"] = details["location built c=50"]["sdk_vs_raw"]
+    result.metrics["overhead_built_contacts_ratio"] = details["contacts built c=50"]["sdk_vs_raw"]
     return result
 
 
-def _report(result: Result, label: str, samples: dict[str, list[Sample]]) -> None:
+def _report(
+    result: Result, label: str, samples: dict[str, list[Sample]], target: float, *, pywa: bool
+) -> None:
     names = {"raw": "raw aiohttp", "sdk": "SDK", "pywa": "pywa"}
     detail: dict[str, object] = {}
     for name, runs in samples.items():
@@ -95,8 +122,8 @@ def _report(result: Result, label: str, samples: dict[str, list[Sample]]) -> Non
             "1 overhead",
             f"{label} SDK/raw CPU",
             f"{ratio:.3f}x (wall {wall:.3f}x)",
-            f"<= {TARGET} (aim < 1.0)",
-            verdict(ratio <= TARGET),
+            f"<= {target} (aim < 1.0)" if target > 1.0 else f"<= {target}",
+            verdict(ratio <= target),
         )
     )
     if "pywa" in samples:
@@ -107,7 +134,7 @@ def _report(result: Result, label: str, samples: dict[str, list[Sample]]) -> Non
         result.rows.append(
             Row("1 overhead", f"{label} pywa/SDK CPU", f"{ratio:.2f}x (wall {wall:.2f}x)")
         )
-    else:
+    elif not pywa:
         result.rows.append(
             Row("1 overhead", f"{label} pywa", "skipped: pywa not installed", "", "skipped")
         )
