@@ -144,7 +144,8 @@ async def test_another_process_writes_the_store_while_a_broadcast_runs(tmp_path:
             out, _ = await asyncio.wait_for(writer.communicate(), timeout=60)
             assert not task.done()  # the broadcast was running all along
             summary = await asyncio.wait_for(task, timeout=60)
-    assert writer.returncode == 0 and int(out) == 200  # its writes went through meanwhile
+    # Its writes went through meanwhile (a batch may find fewer than 5 rows: 200 or a few more).
+    assert writer.returncode == 0 and 200 <= int(out) < 205
     assert summary.sent == 5000 and summary.stopped is None  # and the sender's too
     assert fake.duplicates() == {}
 
