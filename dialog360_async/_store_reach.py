@@ -12,6 +12,7 @@ lift on a reply; a failure with a window code (131047) closes it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -66,15 +67,21 @@ def save_policy(db: sqlite3.Connection, campaign: str, policy: CampaignPolicy) -
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _policy_of(rules: object) -> CampaignPolicy:
+    # Policed on every batch of webhooks with a failure: decode and check each rules text once.
+    try:
+        record = json.loads(rules) if isinstance(rules, str | bytes) else None
+    except ValueError:
+        record = None
+    return CampaignPolicy.from_record(record)
+
+
 def _policies(db: sqlite3.Connection, campaigns: Iterable[str]) -> dict[str, CampaignPolicy]:
     found: dict[str, CampaignPolicy] = {}
     for campaign in set(campaigns):
         row = db.execute("SELECT rules FROM policies WHERE campaign = ?", (campaign,)).fetchone()
-        try:
-            record = json.loads(row[0]) if row is not None else None
-        except (TypeError, ValueError):
-            record = None
-        found[campaign] = CampaignPolicy.from_record(record)
+        found[campaign] = _policy_of(None if row is None else row[0])
     return found
 
 
