@@ -24,7 +24,7 @@ from ._stats import Result, Row, Sample, interleave, log, measure, median, paire
 LEVELS = (1, 16, 64, 256)
 HEADLINE = 64
 PYWA_CONCURRENCY = 50
-VS_RAW, VS_PYWA = 0.90, 5.0
+VS_RAW, VS_PYWA = 0.95, 5.0  # the first vs raw at every level (issue 14)
 
 
 def bulk_run(
@@ -81,10 +81,8 @@ def _report_raw(result: Result, concurrency: int, samples: dict[str, list[Sample
         "sdk_vs_raw": ratio,
     }
     shown = f"raw {raw_rate:,.0f} msg/s, BulkSender {sdk_rate:,.0f} msg/s: {ratio:.3f}x"
-    target = f">= {VS_RAW}" if concurrency == HEADLINE else f"(>= {VS_RAW})"
-    result.rows.append(
-        Row("2 throughput", f"c={concurrency} SDK/raw", shown, target, verdict(ratio >= VS_RAW))
-    )
+    case = f"c={concurrency} SDK/raw"
+    result.rows.append(Row("2 throughput", case, shown, f">= {VS_RAW}", verdict(ratio >= VS_RAW)))
 
 
 async def _vs_pywa(

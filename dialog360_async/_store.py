@@ -6,14 +6,15 @@ it), failed, cancelled or never attempted (send it), and in doubt, attempting wi
 ``unknown`` (never resend it blindly: it may have been delivered).
 
 Writes run on the event loop's thread in WAL mode with ``synchronous=NORMAL``: a commit is a write
-to the WAL, no fsync, so a killed process loses nothing the OS has. Claims and settles wait in
-memory and a commit writes them all in one transaction, so the write lock is held only while it
-runs: other processes (a webhook receiver) write to the file too. A claim is committed before its
-send (group commit): ``claim_message`` waits one loop iteration for the commit its claim shares
-with those of every worker; a claim made one send ahead (``claim_nowait``) is committed by
-``confirm`` unless a commit took it already. A settle lost by a crash leaves its row attempting,
-in doubt, which is safe. Only one sender at a time (see _store_file.py). Practice:
-../shared/docs/reliability-notes.md §3; design.md "The broadcast store".
+to the WAL, no fsync, so a killed process loses nothing the OS has, and a thread of the store
+copies the WAL back into the database (_store_checkpoint.py), so no commit stalls the loop doing
+it. Claims and settles wait in memory and a commit writes them all in one transaction, so the write
+lock is held only while it runs: other processes (a webhook receiver) write to the file too. A
+claim is committed before its send (group commit): ``claim_message`` waits one loop iteration for
+the commit its claim shares with those of every worker; a claim made one send ahead
+(``claim_nowait``) is committed by ``confirm`` unless a commit took it already. A settle lost by a
+crash leaves its row attempting, in doubt, which is safe. Only one sender at a time (see
+_store_file.py). Practice: ../shared/docs/reliability-notes.md §3; design.md "The broadcast store".
 
 The store is also a :class:`WebhookStore`: status webhooks settle its rows' delivery
 (_store_delivery.py), from this process or another one (a receiver), with or without a run.
@@ -36,6 +37,7 @@ from ._journal import JournalError, State, check_name, new_campaign
 from ._outcomes import Outcome
 from ._policy import CampaignPolicy
 from ._report import DeliveryReport
+from ._store_checkpoint import Checkpointer
 from ._store_delivery import WebhookLog, adopt_settled, campaigns, in_doubt, report
 from ._store_file import (
     OUTCOMES,
@@ -101,6 +103,7 @@ class BroadcastStore:
             self._db.close()
             raise JournalError(f"cannot read the broadcast store {self.path}: {exc}") from None
         self._lock = SendLock(self.path)
+        self._checkpoints = Checkpointer(self.path)
         # Claims and settles wait in memory for the next commit, which writes them all in one
         # transaction: the write lock is held only while it runs (a receiver writes too).
         self._claims: list[tuple[Any, ...]] = []
@@ -201,6 +204,7 @@ class BroadcastStore:
         """Record the webhooks queued, finish the run, if one is going, and close the database."""
         self._webhooks.flush()
         self.finish()
+        self._checkpoints.stop()  # its connection first: the last one to close removes the log
         db, self._db = self._db, None
         if db is not None:
             db.close()
@@ -395,6 +399,7 @@ class BroadcastStore:
 
     def _commit(self) -> None:
         """Write every queued claim and settle in one transaction."""
+        self._checkpoints.poke()  # of what earlier commits wrote
         if self._soon is not None:
             self._soon.cancel()
             self._soon = None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._codes import error_code, failure_reason, failure_title
 from ._journal import JournalError
+from ._store_checkpoint import BACKSTOP_PAGES
 
 if TYPE_CHECKING:
     from ._outcomes import Outcome
@@ -52,7 +53,6 @@ SHOWN: Final = 10  # unreadable keys named in the warning
 APPLICATION_ID: Final = 0x44333630  # "D360" in the database header: a store, not any SQLite file
 SCHEMA_VERSION: Final = 3
 BUSY_TIMEOUT: Final = 5.0  # seconds to wait while another process (a receiver) writes
-CHECKPOINT_PAGES: Final = 1000  # WAL pages between two checkpoints (each one ends with an fsync)
 
 # channel and recipient: what the row went through and to whom; state: attempting | settled;
 # outcome: sent | failed | unknown | cancelled once settled (a status webhook never rewrites it);
@@ -288,10 +288,8 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
     """Set the connection up, creating the schema of a new file or upgrading an older one."""
     db.execute("PRAGMA journal_mode = WAL")  # the first read: a file that is no database fails
     db.execute("PRAGMA synchronous = NORMAL")
-    # Checkpoints run inside a COMMIT, on the loop's thread. A worker thread of their own was
-    # tried: the sender lost more (0.82x against 0.84-0.88x, journal benchmark) than the
-    # receiver's p99 gained, with the process on one CPU.
-    db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+    # A thread of the store checkpoints the log (_store_checkpoint.py); this is the backstop.
+    db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
     if not _current(db):
         db.execute("BEGIN IMMEDIATE")  # another process may be creating it at the same time
         try:
