@@ -100,6 +100,12 @@ async def _read_body(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, boo
         resp.close()  # the connection is dropped, not drained
         return b"", False
     content = resp.content
+    if content.is_eof():  # the usual answer: the whole of it came with the headers
+        body = content.read_nowait()
+        if len(body) > cap:
+            resp.close()
+            return body[:cap], False
+        return body, True
     chunks: list[bytes] = []
     size = 0
     while chunk := await content.readany():

@@ -32,8 +32,10 @@ from dialog360_async.testing import FakeDialog360, FakeResponse
 from .conftest import API_KEY
 from .hostile import (
     OK_BODY,
+    chunk,
     endless,
     gzip_bomb,
+    head,
     hostile,
     trickle_body,
     trickle_head,
@@ -161,6 +163,26 @@ async def test_success_over_the_cap_on_idempotent_call_is_api_error() -> None:
         ) as client:
             with pytest.raises(APIError, match="max_response_bytes"):
                 await anext(client.list_blocked_users())
+
+
+@pytest.mark.parametrize("size", [4096, 4097, 70_000])
+async def test_chunked_body_at_once_is_capped(size: int) -> None:
+    # No Content-Length to refuse it by, and (up to 64 KiB) all of it there with the headers.
+    body = b'{"messages": [{"id": "wamid.CAPPED"}]}'
+    body += b" " * (size - len(body))
+
+    async def behaviour(writer: asyncio.StreamWriter) -> None:
+        writer.write(head(200) + chunk(body) + b"0\r\n\r\n")
+
+    async with hostile(behaviour) as server:
+        async with Dialog360Client(
+            API_KEY, base_url=server.url, retry=None, max_response_bytes=4096
+        ) as client:
+            if size <= 4096:
+                assert (await client.send_location(TO, HQ)).message_id == "wamid.CAPPED"
+            else:
+                with pytest.raises(DeliveryUnknownError, match="max_response_bytes"):
+                    await client.send_location(TO, HQ)
 
 
 async def test_error_body_over_the_cap_keeps_its_status() -> None:
