@@ -399,7 +399,7 @@ class BroadcastStore:
 
     def _commit(self) -> None:
         """Write every queued claim and settle in one transaction."""
-        self._checkpoints.poke()  # of what earlier commits wrote
+        self._checkpoints.poke()  # this commit included: the thread waits ``interval`` first
         if self._soon is not None:
             self._soon.cancel()
             self._soon = None

@@ -32,6 +32,7 @@ from ._attempt import (
     interrupted,
     unreadable,
 )
+from ._body import read_capped
 from ._secret import Secret
 from ._version import __version__
 from .errors import TransportError, ValidationError
@@ -91,31 +92,6 @@ def failure_of(exc: BaseException) -> Failure:
     reason = f"{kind}: {exc}" if str(exc) else kind
     timeout = isinstance(exc, TimeoutError)
     return Failure(kind, reason, sent=sent, retryable=retryable, timeout=timeout)
-
-
-async def _read_body(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
-    """The body, chunk by chunk, never more than ``cap`` bytes (plus one chunk) in memory."""
-    length = resp.content_length
-    if length is not None and length > cap:
-        resp.close()  # the connection is dropped, not drained
-        return b"", False
-    content = resp.content
-    if content.is_eof():  # the usual answer: the whole of it came with the headers
-        body = content.read_nowait()
-        if len(body) > cap:
-            resp.close()
-            return body[:cap], False
-        return body, True
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await content.readany():
-        size += len(chunk)
-        if size > cap:
-            resp.close()
-            # A prefix is all an error message can use; joining megabytes would double them.
-            return (chunks[0] if chunks else chunk)[:cap], False
-        chunks.append(chunk)
-    return b"".join(chunks), True
 
 
 class _Expiry:
@@ -332,7 +308,13 @@ class Transport:
                     timeout=self._aiohttp_timeout,
                     middlewares=(),  # an external session's own are not ours to run
                 ) as resp:
-                    raw, complete = await _read_body(resp, self._max_bytes)
+                    length, cap = resp.content_length, self._max_bytes
+                    if length is not None and length > cap:
+                        raw, complete = b"", False
+                    else:
+                        raw, complete = await read_capped(resp.content, cap)
+                    if not complete:
+                        resp.close()  # the connection is dropped, not drained
                     return Reply(resp.status, resp.headers, raw, complete)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failure = failure_of(exc)

@@ -30,8 +30,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import attrs
-from aiohttp import StreamReader, web
+from aiohttp import web
 
+from .._body import read_capped
 from .._secret import Secret
 from ..errors import ValidationError
 from ._dedup import MemoryWebhookStore, WebhookStore
@@ -75,25 +76,6 @@ def _check_seconds(field: str, value: object) -> float:
 def _check_callback(field: str, value: object) -> None:
     if value is not None and not callable(value):
         raise ValidationError(f"WebhookReceiver.{field}", "must be callable or None")
-
-
-async def _read(content: StreamReader, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes ``limit`` (chunked bodies have no length).
-
-    Read from the stream rather than ``request.read()``: that one obeys the application's
-    ``client_max_size`` (1 MiB by default), not ``max_body``.
-    """
-    if content.is_eof():  # the usual case: the whole small body came with the headers
-        body = content.read_nowait()
-        return body if len(body) <= limit else None
-    chunks = []
-    size = 0
-    while chunk := await content.readany():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class WebhookReceiver:
@@ -266,8 +248,10 @@ class WebhookReceiver:
         length = request.content_length
         if length is not None and length > self._max_body:
             return self._reject(413, f"Content-Length {length} over max_body")
-        body = await _read(request.content, self._max_body)
-        if body is None:
+        # From the stream, not request.read(): that one obeys the application's
+        # client_max_size (1 MiB by default), not max_body.
+        body, whole = await read_capped(request.content, self._max_body)
+        if not whole:
             return self._reject(413, "a body over max_body")
         if verifier.signature is not None and not verifier.signature_ok(
             request.headers.get(SIGNATURE_HEADER), body
