@@ -27,11 +27,12 @@ from typing import cast
 from redis.asyncio import Redis
 
 from .._journal import State
+from .._json import dumps, loads
 from . import _lua
 from ._batching import Coalescer
 from ._keys import CAMPAIGN_TTL, CampaignKeys, callback_tag, wamid_key
 from ._limiter import RedisRateLimiter
-from ._redis import OUTAGE_TIMEOUT, Outage, retrying, text
+from ._redis import OUTAGE_TIMEOUT, Outage, retrying
 
 __all__ = ["RedisLedger"]
 
@@ -138,7 +139,7 @@ class RedisLedger:
 
     async def _claim_many(self, items: list[tuple[str, str, str, bool]]) -> list[str]:
         keys = [self.keys.ledger, self.keys.counts, self.keys.meta, self.keys.tags]
-        args: list[str | int] = [self.channel, f"{time.time():.3f}", CAMPAIGN_TTL]
+        args: list[str | int | bytes] = [self.channel, f"{time.time():.3f}", CAMPAIGN_TTL]
         pace = self._pace
         if pace is None:
             args += ["", "", "", ""]
@@ -146,14 +147,13 @@ class RedisLedger:
             bucket, bucket_args = pace.bucket()
             keys.append(bucket)
             args += bucket_args
-        for key, token, digest, paid in items:
-            args += [key, token, digest, "1" if paid else "0"]
+        args.append(dumps(items))  # [key, token, digest, paid] each
 
         async def call() -> object:
             return await self._claim(keys=keys, args=args)
 
         reply = await retrying(call, what="claiming messages", outage=self._outage)
-        verdicts = [text(value) for value in cast(list[object], reply)]
+        verdicts: list[str] = loads(cast(str | bytes, reply))
         rate = verdicts.pop()
         if pace is not None and rate:
             pace.note_rate(float(rate))
@@ -192,20 +192,22 @@ class RedisLedger:
 
     async def _settle_many(self, records: list[_Record]) -> list[object]:
         keys = [self.keys.ledger, self.keys.counts]
-        args: list[str | int] = [f"{self.keys.id}:", CAMPAIGN_TTL]
-        now = f"{time.time():.3f}"
+        group: list[tuple[str, str, str, str, str, int]] = []
         for key, token, state, message_id, code in records:
             index = 0
             if state == "sent" and message_id:
                 keys.append(wamid_key(message_id))
                 index = len(keys)
-            args += [key, token, state, message_id, code, now, index]
+            group.append((key, token, state, message_id, code, index))
+        args: list[str | int | bytes] = [f"{self.keys.id}:", CAMPAIGN_TTL]
+        args += [f"{time.time():.3f}", dumps(group)]
 
         async def call() -> object:
             return await self._settle(keys=keys, args=args)
 
         reply = await retrying(call, what="recording outcomes", outage=self._outage)
-        return cast(list[object], reply)
+        results: list[object] = loads(cast(str | bytes, reply))
+        return results
 
     async def close(self) -> None:
         """Retry the outcomes that could not be recorded (and free claims cut short); log

@@ -165,11 +165,13 @@ CLAIM = (
     + """
 -- Claims many keys at once, each after its rate permit (when paced), none before it is due.
 -- KEYS: ledger, counts, campaign meta, tags[, bucket]; ARGV: channel, now, ttl, bucket now,
--- configured rate, burst, bucket ttl ms, then 4 per key: key, owner token, tag digest, paid
--- ('1': its permit was reserved by an earlier call). Returns one verdict per key, then the
--- current rate: '' claimed (go ahead); 'sent', 'unknown' or 'attempting' (refused, no permit
--- spent); 'w:<s>' (its permit is reserved, due in s seconds: call again then, paid); 'l:<s>'
--- (behind that one: no permit yet, call again in s seconds).
+-- configured rate, burst, bucket ttl ms, then the claims as one JSON array of [key, owner
+-- token, tag digest, paid] (paid true: its permit was reserved by an earlier call). Returns a
+-- JSON array: one verdict per key, then the current rate: '' claimed (go ahead); 'sent',
+-- 'unknown' or 'attempting' (refused, no permit spent); 'w:<s>' (its permit is reserved, due
+-- in s seconds: call again then, paid); 'l:<s>' (behind that one: no permit yet, call again
+-- in s seconds). One argument and one reply string, not four and one per key: the client's
+-- encoding and parsing of each was most of a claim's cost in a worker.
 if redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('CAMPAIGN_LOST campaign state is missing')
 end
@@ -182,8 +184,8 @@ if bucket then
 end
 tally = {}
 local out, head, reserved, tagged = {}, nil, false, false
-for i = 8, #ARGV, 4 do
-  local key, token, digest, paid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3] == '1'
+for _, claim in ipairs(cjson.decode(ARGV[8])) do
+  local key, token, digest, paid = claim[1], claim[2], claim[3], claim[4]
   local raw = redis.call('HGET', KEYS[1], key)
   local e = raw and cjson.decode(raw)
   local verdict = nil
@@ -233,7 +235,7 @@ flush(KEYS[2])
 if tagged then keep(KEYS[4], ARGV[3]) end
 if reserved then store(bucket, st, conf, ARGV[7]) end
 out[#out + 1] = st and fmt(st.rate) or ''
-return out
+return cjson.encode(out)
 """
 )
 
@@ -242,13 +244,14 @@ SETTLE = (
     + """
 -- Records the outcomes of many claims (a `sent` one with its message id: the id now names the
 -- key, and its orphan statuses are applied). KEYS: ledger, counts, then the hashes of the
--- message ids; ARGV: "<campaign>:", ttl, then 7 per outcome: message key, owner token, state,
--- message id, code, now, and the index in KEYS of its message id's hash (0: none). Returns,
--- per outcome, 1, or 0 if the claim is not ours (any more).
+-- message ids; ARGV: "<campaign>:", ttl, now, then the outcomes as one JSON array of [message
+-- key, owner token, state, message id, code, index in KEYS of its message id's hash (0:
+-- none)] (as CLAIM's). Returns a JSON array: per outcome, 1, or 0 if the claim is not ours
+-- (any more).
 tally = {}
 local out = {}
-for i = 3, #ARGV, 7 do
-  local key, token, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for _, r in ipairs(cjson.decode(ARGV[4])) do
+  local key, token, state = r[1], r[2], r[3]
   local raw = redis.call('HGET', KEYS[1], key)
   local e = raw and cjson.decode(raw)
   if not e or e.o ~= token then
@@ -260,11 +263,11 @@ for i = 3, #ARGV, 7 do
       count(KEYS[2], state, e.c, 1)
     end
     e.s = state
-    e.t = ARGV[i + 5]
-    if ARGV[i + 3] ~= '' then e.id = ARGV[i + 3] end
-    if ARGV[i + 4] ~= '' then e.code = tonumber(ARGV[i + 4]) end
-    local wamid = KEYS[tonumber(ARGV[i + 6])]
-    if wamid and tonumber(ARGV[i + 6]) > 2 then
+    e.t = ARGV[3]
+    if r[4] ~= '' then e.id = r[4] end
+    if r[5] ~= '' then e.code = tonumber(r[5]) end
+    local wamid = KEYS[r[6]]
+    if wamid and r[6] > 2 then
       redis.call('HSET', wamid, 'k', ARGV[1] .. key)
       keep(wamid, ARGV[2])
       adopt(wamid, e)
@@ -275,7 +278,7 @@ for i = 3, #ARGV, 7 do
   end
 end
 flush(KEYS[2])
-return out
+return cjson.encode(out)
 """
 )
 

@@ -82,11 +82,11 @@ async def test_a_retried_claim_is_still_ours(redis: Redis) -> None:
     meta = f"d360:campaign:{CAMPAIGN}"
     head = ["ch", "1.0", 60, "", "", "", ""]
     keys = [f"{meta}:ledger", f"{meta}:counts", f"{meta}:meta", f"{meta}:tags"]
-    args = [*head, "k3", "token-1", "digest", "0"]
-    assert await ledger._claim(keys=keys, args=args) == ["", ""]  # claimed; no bucket
-    assert await ledger._claim(keys=keys, args=args) == ["", ""]
-    again = [*head, "k3", "token-2", "digest", "0"]
-    assert await ledger._claim(keys=keys, args=again) == ["attempting", ""]
+    args = [*head, json.dumps([["k3", "token-1", "digest", False]])]
+    assert json.loads(await ledger._claim(keys=keys, args=args)) == ["", ""]  # no bucket
+    assert json.loads(await ledger._claim(keys=keys, args=args)) == ["", ""]
+    again = [*head, json.dumps([["k3", "token-2", "digest", False]])]
+    assert json.loads(await ledger._claim(keys=keys, args=again)) == ["attempting", ""]
 
 
 async def test_a_vanished_campaign_refuses_claims(redis: Redis) -> None:
