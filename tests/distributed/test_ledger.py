@@ -76,6 +76,20 @@ async def test_failed_and_cancelled_free_the_key(redis: Redis) -> None:
     assert {k: int(v) for k, v in counts.items() if int(v)} == {"sent": 1, "sent:ch": 1}
 
 
+async def test_keys_and_ids_of_any_text_cross_in_one_group(redis: Redis) -> None:
+    # A group of claims (and of outcomes) travels as one JSON argument: quotes, backslashes,
+    # slashes, separators and non-ASCII text come back as they went, each to its own entry.
+    ledger = RedisLedger(redis, CAMPAIGN, "ch")
+    keys = ['q"uote', "back\\slash", "a/b", "\u00e9t\u00e9 \U0001f4ac", "[1, 2]", "{}", "x\x1fy"]
+    assert await asyncio.gather(*(ledger.claim(key) for key in keys)) == [None] * len(keys)
+    ids = {key: f'wamid.{n}/"{key}' for n, key in enumerate(keys)}
+    await asyncio.gather(*(ledger.settle(key, "sent", message_id=ids[key]) for key in keys))
+    for key in keys:
+        found = await entry(redis, key)
+        assert (found["s"], found["id"]) == ("sent", ids[key])
+    assert await asyncio.gather(*(ledger.claim(key) for key in keys)) == ["sent"] * len(keys)
+
+
 async def test_a_retried_claim_is_still_ours(redis: Redis) -> None:
     # A claim whose reply was lost is retried with the same owner token: it must go ahead.
     ledger = RedisLedger(redis, CAMPAIGN, "ch")
