@@ -7,9 +7,9 @@ or one still running when its batch was delivered again) turns ``unknown`` and i
 Only the owner of a claim can settle it, so a worker presumed dead that settles later still
 records the truth.
 
-The claims (and the outcomes) asked for while one script call is in flight go together in the
-next one (``_batching``): one round trip serves many messages. A paced claim takes its rate
-permit in the same script, and only once the ledger allows the send.
+The claims and the outcomes asked for while one script call is in flight go together in the
+next one (``_batching``), outcomes first: one round trip serves many messages. A paced claim
+takes its rate permit in the same script, and only once the ledger allows the send.
 
 For delivery truth (``RedisStore``) the claim records the key's callback tag and a ``sent``
 settle its message id, so that a status webhook finds its message either way.
@@ -42,6 +42,8 @@ logger = logging.getLogger("dialog360_async.distributed")
 GROUP = 256
 
 _Record = tuple[str, str, State, str, str]  # key, owner token, state, message id, code
+_Claim = tuple[str, str, str, bool]  # key, owner token, tag digest, paid
+_Call = _Claim | _Record
 
 
 class RedisLedger:
@@ -82,13 +84,11 @@ class RedisLedger:
         self._pace = pace
         self._sleep = sleep
         self._redis = redis
-        self._claim = redis.register_script(_lua.CLAIM)
-        self._settle = redis.register_script(_lua.SETTLE)
+        self._script = redis.register_script(_lua.LEDGER)
         self._serial = 0
         self._tokens: dict[str, str] = {}
         self._unsettled: list[_Record] = []
-        self._claims = Coalescer(self._claim_many, GROUP)
-        self._settles = Coalescer(self._settle_many, GROUP)
+        self._calls: Coalescer[_Call, object] = Coalescer(self._call_many, GROUP)
         self._owns_calls = True
         self._tags: dict[str, str] = {}
 
@@ -105,7 +105,7 @@ class RedisLedger:
             outage=self._outage,
             sleep=self._sleep,
         )
-        other._claims, other._settles, other._owns_calls = self._claims, self._settles, False
+        other._calls, other._owns_calls = self._calls, False
         return other
 
     async def claim(self, key: str) -> str | None:
@@ -120,7 +120,7 @@ class RedisLedger:
         paid = False
         while True:
             try:
-                verdict = await self._claims.submit((key, token, digest, paid))
+                verdict = cast(str, await self._calls.submit((key, token, digest, paid)))
             except asyncio.CancelledError:
                 # The claim may have been made with nobody left to hear it (a stopping
                 # worker): close() frees it, or it would turn `unknown` though never sent.
@@ -137,27 +137,44 @@ class RedisLedger:
             paid = kind == "w"  # "w": our permit is reserved; "l": behind the one that is
             await self._sleep(float(wait))
 
-    async def _claim_many(self, items: list[tuple[str, str, str, bool]]) -> list[str]:
+    async def _call_many(self, items: list[_Call]) -> list[object]:
+        """One script call for the claims and outcomes asked for meanwhile (outcomes first)."""
+        claims = [item for item in items if len(item) == 4]
+        records = [item for item in items if len(item) == 5]
+        replies = await self._call(claims, records)
+        rate = replies[-1]
+        if self._pace is not None and rate:
+            self._pace.note_rate(float(cast(str, rate)))
+        results, verdicts = iter(replies[: len(records)]), iter(replies[len(records) : -1])
+        return [next(verdicts) if len(item) == 4 else next(results) for item in items]
+
+    async def _call(self, claims: list[_Claim], records: list[_Record]) -> list[object]:
         keys = [self.keys.ledger, self.keys.counts, self.keys.meta, self.keys.tags]
+        outcomes: list[tuple[str, str, str, str, str, int]] = []
+        for key, token, state, message_id, code in records:
+            index = 0
+            if state == "sent" and message_id:
+                keys.append(wamid_key(message_id))
+                index = len(keys)
+            outcomes.append((key, token, state, message_id, code, index))
         args: list[str | int | bytes] = [self.channel, f"{time.time():.3f}", CAMPAIGN_TTL]
+        args.append(f"{self.keys.id}:")
         pace = self._pace
-        if pace is None:
+        if pace is None or not claims:
             args += ["", "", "", ""]
         else:
             bucket, bucket_args = pace.bucket()
             keys.append(bucket)
             args += bucket_args
-        args.append(dumps(items))  # [key, token, digest, paid] each
+        args += [dumps(outcomes), dumps(claims)]
 
         async def call() -> object:
-            return await self._claim(keys=keys, args=args)
+            return await self._script(keys=keys, args=args)
 
-        reply = await retrying(call, what="claiming messages", outage=self._outage)
-        verdicts: list[str] = loads(cast(str | bytes, reply))
-        rate = verdicts.pop()
-        if pace is not None and rate:
-            pace.note_rate(float(rate))
-        return verdicts
+        what = "claiming messages" if claims else "recording outcomes"
+        reply = await retrying(call, what=what, outage=self._outage)
+        replies: list[object] = loads(cast(str | bytes, reply))
+        return replies
 
     def callback_for(self, key: str) -> str:
         """The callback tag a Cloud send of ``key`` carries (recorded by its claim): its status
@@ -180,7 +197,7 @@ class RedisLedger:
             return
         record = (key, token, state, message_id or "", "" if code is None else str(code))
         try:
-            await self._settles.submit(record)
+            await self._calls.submit(record)
         except asyncio.CancelledError:
             self._unsettled.append(record)  # it may not have reached Redis: close() tries
             raise
@@ -190,36 +207,16 @@ class RedisLedger:
             logger.warning("could not record the outcome of %s yet: %s", key, exc)
             self._unsettled.append(record)
 
-    async def _settle_many(self, records: list[_Record]) -> list[object]:
-        keys = [self.keys.ledger, self.keys.counts]
-        group: list[tuple[str, str, str, str, str, int]] = []
-        for key, token, state, message_id, code in records:
-            index = 0
-            if state == "sent" and message_id:
-                keys.append(wamid_key(message_id))
-                index = len(keys)
-            group.append((key, token, state, message_id, code, index))
-        args: list[str | int | bytes] = [f"{self.keys.id}:", CAMPAIGN_TTL]
-        args += [f"{time.time():.3f}", dumps(group)]
-
-        async def call() -> object:
-            return await self._settle(keys=keys, args=args)
-
-        reply = await retrying(call, what="recording outcomes", outage=self._outage)
-        results: list[object] = loads(cast(str | bytes, reply))
-        return results
-
     async def close(self) -> None:
         """Retry the outcomes that could not be recorded (and free claims cut short); log
         those that still cannot be."""
         if self._owns_calls:
-            await self._claims.aclose()
-            await self._settles.aclose()
+            await self._calls.aclose()
         pending, self._unsettled = self._unsettled, []
         if not pending:
             return
         try:
-            await self._settle_many(pending)
+            await self._call([], pending)
         except Exception as exc:
             for record in pending:
                 logger.error("outcome of %s (%s) not recorded: %s", record[0], record[2], exc)

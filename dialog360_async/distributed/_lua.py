@@ -159,32 +159,69 @@ local function adopt(wamid, e)
 end
 """
 
-CLAIM = (
+LEDGER = (
     _BUCKET_PRELUDE
     + _LEDGER_PRELUDE
     + """
--- Claims many keys at once, each after its rate permit (when paced), none before it is due.
--- KEYS: ledger, counts, campaign meta, tags[, bucket]; ARGV: channel, now, ttl, bucket now,
--- configured rate, burst, bucket ttl ms, then the claims as one JSON array of [key, owner
--- token, tag digest, paid] (paid true: its permit was reserved by an earlier call). Returns a
--- JSON array: one verdict per key, then the current rate: '' claimed (go ahead); 'sent',
--- 'unknown' or 'attempting' (refused, no permit spent); 'w:<s>' (its permit is reserved, due
--- in s seconds: call again then, paid); 'l:<s>' (behind that one: no permit yet, call again
--- in s seconds). One argument and one reply string, not four and one per key: the client's
--- encoding and parsing of each was most of a claim's cost in a worker.
-if redis.call('EXISTS', KEYS[3]) == 0 then
+-- One call for what a ledger asked for meanwhile: outcomes first (a `sent` one with its message
+-- id: the id now names the key, and its orphan statuses are applied), then claims, each after
+-- its rate permit (when paced), none before it is due.
+-- KEYS: ledger, counts, campaign meta, tags, the hashes of the outcomes' message ids, then the
+-- bucket when paced. ARGV: channel, now, ttl, "<campaign>:", bucket now, configured rate
+-- ('' when not paced), burst, bucket ttl ms, then two JSON arrays: the outcomes, as [message
+-- key, owner token, state, message id, code, index in KEYS of its message id's hash (0:
+-- none)], and the claims, as [key, owner token, tag digest, paid] (paid: its permit was
+-- reserved by an earlier call). One argument per array and one JSON reply, not an argument
+-- per field and a reply element per message: the client's encoding and parsing of each was
+-- most of a message's ledger cost in a worker; and one call, not one for each kind, halves
+-- the round trips.
+-- Returns a JSON array: per outcome 1, or 0 if the claim is not ours (any more); per claim a
+-- verdict: '' claimed (go ahead); 'sent', 'unknown' or 'attempting' (refused, no permit
+-- spent); 'w:<s>' (its permit is reserved, due in s seconds: call again then, paid); 'l:<s>'
+-- (behind that one: no permit yet, call again in s seconds); then the current rate.
+local settles, claims = cjson.decode(ARGV[9]), cjson.decode(ARGV[10])
+if #claims > 0 and redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('CAMPAIGN_LOST campaign state is missing')
 end
-local channel, stamp = ARGV[1], ARGV[2]
-local bucket, st, now, conf, burst = KEYS[5], nil, nil, nil, nil
-if bucket then
-  now = now_or_server(ARGV[4])
-  conf, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
+local channel, stamp, ttl = ARGV[1], ARGV[2], ARGV[3]
+tally = {}
+local out = {}
+for _, r in ipairs(settles) do
+  local key, token, state = r[1], r[2], r[3]
+  local raw = redis.call('HGET', KEYS[1], key)
+  local e = raw and cjson.decode(raw)
+  if not e or e.o ~= token then
+    out[#out + 1] = 0
+  else
+    local before = copy(e)
+    if e.s ~= state then
+      count(KEYS[2], e.s, e.c, -1)
+      count(KEYS[2], state, e.c, 1)
+    end
+    e.s = state
+    e.t = stamp
+    if r[4] ~= '' then e.id = r[4] end
+    if r[5] ~= '' then e.code = tonumber(r[5]) end
+    if r[6] > 4 then
+      local wamid = KEYS[r[6]]
+      redis.call('HSET', wamid, 'k', ARGV[4] .. key)
+      keep(wamid, ttl)
+      adopt(wamid, e)
+    end
+    redis.call('HSET', KEYS[1], key, cjson.encode(e))
+    retally(KEYS[2], before, e)
+    out[#out + 1] = 1
+  end
+end
+local bucket, st, now, conf, burst = nil, nil, nil, nil, nil
+if ARGV[6] ~= '' and #claims > 0 then
+  bucket = KEYS[#KEYS]
+  now = now_or_server(ARGV[5])
+  conf, burst = tonumber(ARGV[6]), tonumber(ARGV[7])
   st = state(bucket, conf, now)
 end
-tally = {}
-local out, head, reserved, tagged = {}, nil, false, false
-for _, claim in ipairs(cjson.decode(ARGV[8])) do
+local head, reserved, tagged = nil, false, false
+for _, claim in ipairs(claims) do
   local key, token, digest, paid = claim[1], claim[2], claim[3], claim[4]
   local raw = redis.call('HGET', KEYS[1], key)
   local e = raw and cjson.decode(raw)
@@ -232,52 +269,9 @@ for _, claim in ipairs(cjson.decode(ARGV[8])) do
   out[#out + 1] = verdict
 end
 flush(KEYS[2])
-if tagged then keep(KEYS[4], ARGV[3]) end
-if reserved then store(bucket, st, conf, ARGV[7]) end
+if tagged then keep(KEYS[4], ttl) end
+if reserved then store(bucket, st, conf, ARGV[8]) end
 out[#out + 1] = st and fmt(st.rate) or ''
-return cjson.encode(out)
-"""
-)
-
-SETTLE = (
-    _LEDGER_PRELUDE
-    + """
--- Records the outcomes of many claims (a `sent` one with its message id: the id now names the
--- key, and its orphan statuses are applied). KEYS: ledger, counts, then the hashes of the
--- message ids; ARGV: "<campaign>:", ttl, now, then the outcomes as one JSON array of [message
--- key, owner token, state, message id, code, index in KEYS of its message id's hash (0:
--- none)] (as CLAIM's). Returns a JSON array: per outcome, 1, or 0 if the claim is not ours
--- (any more).
-tally = {}
-local out = {}
-for _, r in ipairs(cjson.decode(ARGV[4])) do
-  local key, token, state = r[1], r[2], r[3]
-  local raw = redis.call('HGET', KEYS[1], key)
-  local e = raw and cjson.decode(raw)
-  if not e or e.o ~= token then
-    out[#out + 1] = 0
-  else
-    local before = copy(e)
-    if e.s ~= state then
-      count(KEYS[2], e.s, e.c, -1)
-      count(KEYS[2], state, e.c, 1)
-    end
-    e.s = state
-    e.t = ARGV[3]
-    if r[4] ~= '' then e.id = r[4] end
-    if r[5] ~= '' then e.code = tonumber(r[5]) end
-    local wamid = KEYS[r[6]]
-    if wamid and r[6] > 2 then
-      redis.call('HSET', wamid, 'k', ARGV[1] .. key)
-      keep(wamid, ARGV[2])
-      adopt(wamid, e)
-    end
-    redis.call('HSET', KEYS[1], key, cjson.encode(e))
-    retally(KEYS[2], before, e)
-    out[#out + 1] = 1
-  end
-end
-flush(KEYS[2])
 return cjson.encode(out)
 """
 )

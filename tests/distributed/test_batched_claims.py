@@ -31,17 +31,39 @@ def counting(ledger: RedisLedger, name: str) -> list[int]:
 async def test_claims_and_outcomes_at_once_take_one_round_trip_each(redis: Redis) -> None:
     pace = RedisRateLimiter(redis, "fast", 1e6)
     ledger = RedisLedger(redis, CAMPAIGN, "fast", pace=pace)
-    claims, settles = counting(ledger, "_claim"), counting(ledger, "_settle")
+    calls = counting(ledger, "_script")
     keys = [f"k{n}" for n in range(60)]
     assert await asyncio.gather(*(ledger.claim(key) for key in keys)) == [None] * 60
-    assert len(claims) == 1
+    assert len(calls) == 1
     await asyncio.gather(*(ledger.settle(key, "sent", message_id=f"w.{key}") for key in keys))
-    assert len(settles) == 1
+    assert len(calls) == 2
     entries = await redis.hgetall(LEDGER)
     assert {json.loads(entries[key])["s"] for key in keys} == {"sent"}
     counts = await redis.hgetall(f"d360:campaign:{CAMPAIGN}:counts")
     assert (counts["sent"], counts["sent:fast"], counts["attempting"]) == ("60", "60", "0")
     assert await redis.hget("d360:wamid:w.k7", "k") == f"{CAMPAIGN}:k7"
+
+
+async def test_outcomes_and_claims_asked_for_together_share_one_round_trip(redis: Redis) -> None:
+    # A worker settles some messages while it claims the next ones: one script call for both,
+    # the outcomes first, so a key that failed can be claimed again in the same call.
+    pace = RedisRateLimiter(redis, "mixed", 1e6)
+    ledger = RedisLedger(redis, CAMPAIGN, "mixed", pace=pace)
+    first = [f"m{n}" for n in range(20)]
+    assert await asyncio.gather(*(ledger.claim(key) for key in first)) == [None] * 20
+    calls = counting(ledger, "_script")
+    settles = [ledger.settle(key, "sent", message_id=f"w.{key}") for key in first[1:]]
+    retry, new = ledger.claim("m0"), [ledger.claim(f"n{n}") for n in range(20)]
+    found = await asyncio.gather(ledger.settle("m0", "failed"), *settles, retry, *new)
+    assert len(calls) == 1
+    assert found == [None] * 20 + [None] + [None] * 20  # m0 claimed again after its failure
+    entries = await redis.hgetall(LEDGER)
+    assert {json.loads(entries[key])["s"] for key in first[1:]} == {"sent"}
+    assert {json.loads(entries[f"n{n}"])["s"] for n in range(20)} == {"attempting"}
+    assert json.loads(entries["m0"])["s"] == "attempting"
+    counts = await redis.hgetall(f"d360:campaign:{CAMPAIGN}:counts")
+    assert (counts["sent:mixed"], counts["attempting:mixed"]) == ("19", "21")
+    assert counts.get("failed:mixed", "0") == "0"
 
 
 async def test_a_taken_over_batch_spends_no_permit_on_what_was_sent(redis: Redis) -> None:

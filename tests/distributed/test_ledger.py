@@ -94,13 +94,17 @@ async def test_a_retried_claim_is_still_ours(redis: Redis) -> None:
     # A claim whose reply was lost is retried with the same owner token: it must go ahead.
     ledger = RedisLedger(redis, CAMPAIGN, "ch")
     meta = f"d360:campaign:{CAMPAIGN}"
-    head = ["ch", "1.0", 60, "", "", "", ""]
+    head = ["ch", "1.0", 60, f"{CAMPAIGN}:", "", "", "", "", "[]"]
     keys = [f"{meta}:ledger", f"{meta}:counts", f"{meta}:meta", f"{meta}:tags"]
-    args = [*head, json.dumps([["k3", "token-1", "digest", False]])]
-    assert json.loads(await ledger._claim(keys=keys, args=args)) == ["", ""]  # no bucket
-    assert json.loads(await ledger._claim(keys=keys, args=args)) == ["", ""]
-    again = [*head, json.dumps([["k3", "token-2", "digest", False]])]
-    assert json.loads(await ledger._claim(keys=keys, args=again)) == ["attempting", ""]
+
+    async def claim(token: str) -> list[str]:
+        args = [*head, json.dumps([["k3", token, "digest", False]])]
+        verdicts: list[str] = json.loads(await ledger._script(keys=keys, args=args))
+        return verdicts
+
+    assert await claim("token-1") == ["", ""]  # claimed; no bucket, so no rate
+    assert await claim("token-1") == ["", ""]
+    assert await claim("token-2") == ["attempting", ""]
 
 
 async def test_a_vanished_campaign_refuses_claims(redis: Redis) -> None:
@@ -148,16 +152,18 @@ def test_channels_come_from_the_environment_and_keys_never_show(tmp_path: Path) 
 
 async def test_a_claim_cut_short_by_a_stop_is_freed_not_left_in_doubt(redis: Redis) -> None:
     ledger = RedisLedger(redis, CAMPAIGN, "ch", owner="stopping")
-    script = ledger._claim
+    script = ledger._script
     heard = asyncio.Event()
 
     async def made_but_never_heard(**kwargs: Any) -> object:
-        await script(**kwargs)  # the claim reaches Redis...
+        reply = await script(**kwargs)  # the claim reaches Redis...
+        if heard.is_set():
+            return reply  # (close() frees it)
         heard.set()
         await asyncio.Event().wait()  # ...and the worker stops before its answer arrives
         raise AssertionError("unreachable")
 
-    ledger._claim = made_but_never_heard  # type: ignore[assignment]
+    ledger._script = made_but_never_heard  # type: ignore[assignment]
     claim = asyncio.create_task(ledger.claim("cut-1"))
     await heard.wait()
     assert (await entry(redis, "cut-1"))["s"] == "attempting"

@@ -63,17 +63,18 @@ async def test_a_taken_over_batch_takes_permits_only_for_what_it_sends(
     for key, _ in batch[:25]:
         await dead.settle(key, "sent", message_id=f"wamid.{key}")
     permits = 0
-    claim_many = RedisLedger._claim_many
+    call_many = RedisLedger._call_many
 
-    async def counted(self: RedisLedger, items: list[tuple[str, str, str, bool]]) -> list[str]:
-        # The claim script takes a permit for each unpaid key it claims or makes wait ("w:").
+    async def counted(self: RedisLedger, items: list[Any]) -> list[object]:
+        # The script takes a permit for each unpaid key it claims or makes wait ("w:").
         nonlocal permits
-        verdicts = await claim_many(self, items)
-        for (_, _, _, paid), verdict in zip(items, verdicts, strict=True):
-            permits += not paid and (verdict == "" or verdict.startswith("w:"))
+        verdicts = await call_many(self, items)
+        for item, verdict in zip(items, verdicts, strict=True):
+            if len(item) == 4:  # a claim: key, token, digest, paid
+                permits += not item[3] and (verdict == "" or str(verdict).startswith("w:"))
         return verdicts
 
-    monkeypatch.setattr(RedisLedger, "_claim_many", counted)
+    monkeypatch.setattr(RedisLedger, "_call_many", counted)
     async with FakeDialog360(api_keys=[KEY], throughput=None) as fake:
         worker = runtime(redis_server, fake, rate=1000.0, grace=5.0)
         counts = await worker.send_batch(campaign, "shop", "shop:1:x", batch)
