@@ -39,6 +39,7 @@ from tests.distributed._harness import (
     worker_env,
 )
 
+from ._server import cpus, pin
 from ._stats import Result, Row, Sample, interleave, log, median, paired_ratio, verdict
 from .throughput import bulk_run
 
@@ -169,11 +170,20 @@ class Costs:
 
 
 class Rig:
-    """One redis-server and one `taskiq worker` process against the benchmark's fake."""
+    """One redis-server and one `taskiq worker` process against the benchmark's fake.
+
+    While a campaign runs, the worker has this process's CPU to itself, as the in-process
+    BulkSender it is compared with does: redis-server (a service of its own: a shard of the
+    capacity model) and this process (the producer, ``broadcast()``: another program in a
+    deployment) run on the fake's CPU meanwhile.
+    """
 
     def __init__(self, tmp: Path, url: str, channels: int, rate: float) -> None:
+        self.cpus = cpus()
         self.server = RedisServer(tmp)
         self.server.start()
+        assert self.server.process is not None
+        pin(self.server.process.pid, self.cpus[1])
         self.keys = {f"ch{n}": f"bench-key-{n}" for n in range(channels)}
         env = worker_env(
             self.server.url,
@@ -191,15 +201,19 @@ class Rig:
     async def run(self, per_channel: int) -> Costs:
         group = self.workers.processes[0].pid
         cpu0, (redis0, trips0) = group_cpu(group), redis_cost(self.redis)
-        started = time.perf_counter()
-        summary = await broadcast(
-            campaign(list(self.keys), per_channel),
-            broker=make_broker(self.server.url),
-            batch_size=100,
-            poll=0.05,
-            stall_timeout=120,
-        )
-        wall = time.perf_counter() - started
+        pin(0, self.cpus[1])
+        try:
+            started = time.perf_counter()
+            summary = await broadcast(
+                campaign(list(self.keys), per_channel),
+                broker=make_broker(self.server.url),
+                batch_size=100,
+                poll=0.05,
+                stall_timeout=120,
+            )
+            wall = time.perf_counter() - started
+        finally:
+            pin(0, self.cpus[0])
         cpu1, (redis1, trips1) = group_cpu(group), redis_cost(self.redis)
         if summary.sent != summary.messages:
             raise RuntimeError(f"distributed run failed: {summary}")

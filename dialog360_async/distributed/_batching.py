@@ -33,12 +33,16 @@ class Coalescer(Generic[_T, _R]):
 
     async def submit(self, item: _T) -> _R:
         """Queue ``item`` for the next call and wait for its result."""
+        return await self.post(item)
+
+    def post(self, item: _T) -> asyncio.Future[_R]:
+        """Queue ``item`` for the next call; its result, later, in the future returned."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_R] = loop.create_future()
         self._queue.append((item, future))
         if self._drain is None:
             self._drain = loop.create_task(self._run())
-        return await future
+        return future
 
     async def _run(self) -> None:
         try:

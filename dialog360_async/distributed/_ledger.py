@@ -44,6 +44,7 @@ GROUP = 256
 _Record = tuple[str, str, State, str, str]  # key, owner token, state, message id, code
 _Claim = tuple[str, str, str, bool]  # key, owner token, tag digest, paid
 _Call = _Claim | _Record
+_WAMID_PREFIX = wamid_key("")  # the script names a message id's hash from it
 
 
 class RedisLedger:
@@ -88,6 +89,7 @@ class RedisLedger:
         self._serial = 0
         self._tokens: dict[str, str] = {}
         self._unsettled: list[_Record] = []
+        self._settling: set[asyncio.Future[object]] = set()
         self._calls: Coalescer[_Call, object] = Coalescer(self._call_many, GROUP)
         self._owns_calls = True
         self._tags: dict[str, str] = {}
@@ -150,15 +152,8 @@ class RedisLedger:
 
     async def _call(self, claims: list[_Claim], records: list[_Record]) -> list[object]:
         keys = [self.keys.ledger, self.keys.counts, self.keys.meta, self.keys.tags]
-        outcomes: list[tuple[str, str, str, str, str, int]] = []
-        for key, token, state, message_id, code in records:
-            index = 0
-            if state == "sent" and message_id:
-                keys.append(wamid_key(message_id))
-                index = len(keys)
-            outcomes.append((key, token, state, message_id, code, index))
         args: list[str | int | bytes] = [self.channel, f"{time.time():.3f}", CAMPAIGN_TTL]
-        args.append(f"{self.keys.id}:")
+        args += [f"{self.keys.id}:", _WAMID_PREFIX]
         pace = self._pace
         if pace is None or not claims:
             args += ["", "", "", ""]
@@ -166,7 +161,7 @@ class RedisLedger:
             bucket, bucket_args = pace.bucket()
             keys.append(bucket)
             args += bucket_args
-        args += [dumps(outcomes), dumps(claims)]
+        args += [dumps(records), dumps(claims)]
 
         async def call() -> object:
             return await self._script(keys=keys, args=args)
@@ -187,29 +182,43 @@ class RedisLedger:
     async def settle(
         self, key: str, state: State, *, message_id: str | None = None, code: int | None = None
     ) -> None:
-        """Record the outcome of a claimed key; never raises (unrecorded, it stays in doubt).
+        """Record the outcome of a claimed key with the next script call; never raises.
 
-        Outcomes recorded at the same time go to Redis together.
+        It returns at once, so that the sender's slot moves on to its next message instead
+        of waiting a round trip: :meth:`flush` waits until the outcomes are in Redis, and
+        :meth:`close` also retries those that failed (unrecorded, a key stays in doubt). A
+        crash meanwhile leaves the key as one during the round trip would: ``attempting``,
+        so never sent again.
         """
         token = self._tokens.pop(key, None)
         self._tags.pop(key, None)
         if token is None:
             return
         record = (key, token, state, message_id or "", "" if code is None else str(code))
-        try:
-            await self._calls.submit(record)
-        except asyncio.CancelledError:
+        future = self._calls.post(record)
+        self._settling.add(future)
+        future.add_done_callback(lambda done: self._settled(record, done))
+
+    def _settled(self, record: _Record, done: asyncio.Future[object]) -> None:
+        self._settling.discard(done)
+        if done.cancelled():
             self._unsettled.append(record)  # it may not have reached Redis: close() tries
-            raise
-        except Exception as exc:
+        elif (exc := done.exception()) is not None:
             # The message keeps its `attempting` record: a later claim reports it unknown,
             # which is the truth as far as anyone can know. close() tries once more.
-            logger.warning("could not record the outcome of %s yet: %s", key, exc)
+            logger.warning("could not record the outcome of %s yet: %s", record[0], exc)
             self._unsettled.append(record)
 
+    async def flush(self) -> None:
+        """Wait until every outcome settled so far has been through its script call."""
+        if self._settling:
+            # wait(), not gather(): a flush cut short leaves them to finish on their own.
+            await asyncio.wait(list(self._settling))
+
     async def close(self) -> None:
-        """Retry the outcomes that could not be recorded (and free claims cut short); log
-        those that still cannot be."""
+        """Wait for the outcomes on their way to Redis; retry those that could not be
+        recorded (and free claims cut short); log those that still cannot be."""
+        await self.flush()
         if self._owns_calls:
             await self._calls.aclose()
         pending, self._unsettled = self._unsettled, []

@@ -166,20 +166,21 @@ LEDGER = (
 -- One call for what a ledger asked for meanwhile: outcomes first (a `sent` one with its message
 -- id: the id now names the key, and its orphan statuses are applied), then claims, each after
 -- its rate permit (when paced), none before it is due.
--- KEYS: ledger, counts, campaign meta, tags, the hashes of the outcomes' message ids, then the
--- bucket when paced. ARGV: channel, now, ttl, "<campaign>:", bucket now, configured rate
--- ('' when not paced), burst, bucket ttl ms, then two JSON arrays: the outcomes, as [message
--- key, owner token, state, message id, code, index in KEYS of its message id's hash (0:
--- none)], and the claims, as [key, owner token, tag digest, paid] (paid: its permit was
--- reserved by an earlier call). One argument per array and one JSON reply, not an argument
--- per field and a reply element per message: the client's encoding and parsing of each was
--- most of a message's ledger cost in a worker; and one call, not one for each kind, halves
--- the round trips.
+-- KEYS: ledger, counts, campaign meta, tags, then the bucket when paced. ARGV: channel, now,
+-- ttl, "<campaign>:", the prefix of a message id's hash, bucket now, configured rate ('' when
+-- not paced), burst, bucket ttl ms, then two JSON arrays: the outcomes, as [message key,
+-- owner token, state, message id, code], and the claims, as [key, owner token, tag digest,
+-- paid] (paid: its permit was reserved by an earlier call). One argument per array and one
+-- JSON reply, not an argument per field and a reply element per message: the client's
+-- encoding and parsing of each was most of a message's ledger cost in a worker; and one call,
+-- not one for each kind, halves the round trips. Not cluster-safe: the message ids' hashes
+-- are named inside the script (as a key each in KEYS, their encoding was the dearest part of
+-- a call), and they live in other slots than the campaign's anyway.
 -- Returns a JSON array: per outcome 1, or 0 if the claim is not ours (any more); per claim a
 -- verdict: '' claimed (go ahead); 'sent', 'unknown' or 'attempting' (refused, no permit
 -- spent); 'w:<s>' (its permit is reserved, due in s seconds: call again then, paid); 'l:<s>'
 -- (behind that one: no permit yet, call again in s seconds); then the current rate.
-local settles, claims = cjson.decode(ARGV[9]), cjson.decode(ARGV[10])
+local settles, claims = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
 if #claims > 0 and redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('CAMPAIGN_LOST campaign state is missing')
 end
@@ -202,8 +203,8 @@ for _, r in ipairs(settles) do
     e.t = stamp
     if r[4] ~= '' then e.id = r[4] end
     if r[5] ~= '' then e.code = tonumber(r[5]) end
-    if r[6] > 4 then
-      local wamid = KEYS[r[6]]
+    if state == 'sent' and r[4] ~= '' then
+      local wamid = ARGV[5] .. r[4]
       redis.call('HSET', wamid, 'k', ARGV[4] .. key)
       keep(wamid, ttl)
       adopt(wamid, e)
@@ -214,10 +215,10 @@ for _, r in ipairs(settles) do
   end
 end
 local bucket, st, now, conf, burst = nil, nil, nil, nil, nil
-if ARGV[6] ~= '' and #claims > 0 then
-  bucket = KEYS[#KEYS]
-  now = now_or_server(ARGV[5])
-  conf, burst = tonumber(ARGV[6]), tonumber(ARGV[7])
+if ARGV[7] ~= '' and #claims > 0 then
+  bucket = KEYS[5]
+  now = now_or_server(ARGV[6])
+  conf, burst = tonumber(ARGV[7]), tonumber(ARGV[8])
   st = state(bucket, conf, now)
 end
 local head, reserved, tagged = nil, false, false
@@ -270,7 +271,7 @@ for _, claim in ipairs(claims) do
 end
 flush(KEYS[2])
 if tagged then keep(KEYS[4], ttl) end
-if reserved then store(bucket, st, conf, ARGV[8]) end
+if reserved then store(bucket, st, conf, ARGV[9]) end
 out[#out + 1] = st and fmt(st.rate) or ''
 return cjson.encode(out)
 """

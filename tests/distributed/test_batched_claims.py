@@ -36,6 +36,7 @@ async def test_claims_and_outcomes_at_once_take_one_round_trip_each(redis: Redis
     assert await asyncio.gather(*(ledger.claim(key) for key in keys)) == [None] * 60
     assert len(calls) == 1
     await asyncio.gather(*(ledger.settle(key, "sent", message_id=f"w.{key}") for key in keys))
+    await ledger.flush()
     assert len(calls) == 2
     entries = await redis.hgetall(LEDGER)
     assert {json.loads(entries[key])["s"] for key in keys} == {"sent"}
@@ -72,6 +73,7 @@ async def test_a_taken_over_batch_spends_no_permit_on_what_was_sent(redis: Redis
     for key in sent:
         assert await dead.claim(key) is None
         await dead.settle(key, "sent", message_id=f"w.{key}")
+    await dead.flush()
     pace = RedisRateLimiter(redis, "slow", 10.0, burst=1)
     taker = RedisLedger(redis, CAMPAIGN, "slow", pace=pace)
     before = time.time()

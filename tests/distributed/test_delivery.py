@@ -67,6 +67,7 @@ def delivery(found: dict[str, Any]) -> dict[str, Any]:
 async def sent(ledger: RedisLedger, key: str, wamid: str) -> None:
     assert await ledger.claim(key) is None
     await ledger.settle(key, "sent", message_id=wamid)
+    await ledger.flush()
 
 
 async def test_statuses_merge_by_rank_and_a_failure_is_kept(
@@ -144,6 +145,7 @@ async def test_an_orphan_is_matched_when_its_send_settles(
     assert delivery(await campaign_status(CAMPAIGN, shared_redis.url))["delivered"] == 0
     assert "d" not in await entry(redis, "k")
     await ledger.settle("k", "sent", message_id="wamid.o")
+    await ledger.flush()
     found = await entry(redis, "k")
     assert (found["s"], found["id"], found["d"], found["f"]) == (
         "sent",
@@ -201,6 +203,7 @@ async def test_an_unknown_send_is_settled_only_by_its_own_status(
     assert (await entry(redis, "lost"))["f"] == "131050"
     # The worker was alive after all: its answer makes it sent, and the counts follow.
     await dead.settle("lost", "sent", message_id="wamid.lost")
+    await dead.flush()
     found = await campaign_status(CAMPAIGN, shared_redis.url)
     assert (found["sent"], found["unknown"], found["unknown_settled"]) == (1, 1, 0)
     assert delivery(found) == {
@@ -220,6 +223,7 @@ async def test_a_retried_failed_send_keeps_its_delivery_facts(
     assert await ledger.claim("k") is None
     await store.record_webhook(hook(status("wamid.f", "failed", tag=ledger.callback_for("k"))))
     await ledger.settle("k", "failed", code=131000)
+    await ledger.flush()
     assert delivery(await campaign_status(CAMPAIGN, shared_redis.url))["undelivered"] == 0
     await sent(ledger, "k", "wamid.f2")
     found = await campaign_status(CAMPAIGN, shared_redis.url)

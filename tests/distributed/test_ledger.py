@@ -44,10 +44,12 @@ async def test_a_claim_is_exclusive_and_its_owner_settles_it(redis: Redis) -> No
     assert await second.claim("k1") == "unknown"
     # The first worker was alive after all: its outcome is the truth.
     await first.settle("k1", "sent", message_id="wamid.1")
+    await first.flush()
     found = await entry(redis, "k1")
     assert (found["s"], found["c"], found["id"]) == ("sent", "ch", "wamid.1")
     assert await second.claim("k1") == "sent"
     await second.settle("k1", "failed")  # not its claim: ignored
+    await second.flush()
     assert (await entry(redis, "k1"))["s"] == "sent"
 
 
@@ -72,8 +74,50 @@ async def test_failed_and_cancelled_free_the_key(redis: Redis) -> None:
         await ledger.settle("k2", state)
     assert await ledger.claim("k2") is None
     await ledger.settle("k2", "sent")
+    await ledger.flush()
     counts = await redis.hgetall(f"d360:campaign:{CAMPAIGN}:counts")
     assert {k: int(v) for k, v in counts.items() if int(v)} == {"sent": 1, "sent:ch": 1}
+
+
+async def test_a_settle_does_not_hold_the_sender_and_flush_waits_for_it(redis: Redis) -> None:
+    # The sender's slot moves on at once; flush() (and close()) waits for the round trip.
+    ledger = RedisLedger(redis, CAMPAIGN, "ch")
+    assert await ledger.claim("k5") is None
+    script, gate = ledger._script, asyncio.Event()
+
+    async def slow(**kwargs: Any) -> object:
+        await gate.wait()
+        return await script(**kwargs)
+
+    ledger._script = slow  # type: ignore[assignment]
+    await asyncio.wait_for(ledger.settle("k5", "sent", message_id="wamid.5"), 1)
+    flushed = asyncio.create_task(ledger.flush())
+    await asyncio.sleep(0.05)
+    assert not flushed.done() and (await entry(redis, "k5"))["s"] == "attempting"
+    gate.set()
+    await asyncio.wait_for(flushed, 5)
+    assert (await entry(redis, "k5"))["s"] == "sent"
+
+
+async def test_a_settle_whose_call_failed_is_retried_by_close(redis: Redis) -> None:
+    ledger = RedisLedger(redis, CAMPAIGN, "ch", outage=0)
+    assert await ledger.claim("k6") is None
+    script = ledger._script
+    calls = 0
+
+    async def fails_once(**kwargs: Any) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("reset")
+        return await script(**kwargs)
+
+    ledger._script = fails_once  # type: ignore[assignment]
+    await ledger.settle("k6", "sent", message_id="wamid.6")
+    await ledger.flush()
+    assert (await entry(redis, "k6"))["s"] == "attempting"  # failed: kept for close()
+    await ledger.close()
+    assert (await entry(redis, "k6"))["s"] == "sent"
 
 
 async def test_keys_and_ids_of_any_text_cross_in_one_group(redis: Redis) -> None:
@@ -84,6 +128,7 @@ async def test_keys_and_ids_of_any_text_cross_in_one_group(redis: Redis) -> None
     assert await asyncio.gather(*(ledger.claim(key) for key in keys)) == [None] * len(keys)
     ids = {key: f'wamid.{n}/"{key}' for n, key in enumerate(keys)}
     await asyncio.gather(*(ledger.settle(key, "sent", message_id=ids[key]) for key in keys))
+    await ledger.flush()
     for key in keys:
         found = await entry(redis, key)
         assert (found["s"], found["id"]) == ("sent", ids[key])
@@ -94,7 +139,7 @@ async def test_a_retried_claim_is_still_ours(redis: Redis) -> None:
     # A claim whose reply was lost is retried with the same owner token: it must go ahead.
     ledger = RedisLedger(redis, CAMPAIGN, "ch")
     meta = f"d360:campaign:{CAMPAIGN}"
-    head = ["ch", "1.0", 60, f"{CAMPAIGN}:", "", "", "", "", "[]"]
+    head = ["ch", "1.0", 60, f"{CAMPAIGN}:", "d360:wamid:", "", "", "", "", "[]"]
     keys = [f"{meta}:ledger", f"{meta}:counts", f"{meta}:meta", f"{meta}:tags"]
 
     async def claim(token: str) -> list[str]:

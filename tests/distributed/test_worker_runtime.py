@@ -62,6 +62,7 @@ async def test_a_taken_over_batch_takes_permits_only_for_what_it_sends(
         assert await dead.claim(key) is None
     for key, _ in batch[:25]:
         await dead.settle(key, "sent", message_id=f"wamid.{key}")
+    await dead.flush()
     permits = 0
     call_many = RedisLedger._call_many
 
