@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import selectors
 import signal
@@ -24,6 +25,7 @@ STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
+@functools.cache  # as first seen: once this process is pinned to one, it may use no other
 def cpus() -> tuple[int | None, int | None]:
     """``(client CPU, server CPU)``, or Nones when this process may use fewer than two."""
     getter = getattr(os, "sched_getaffinity", None)

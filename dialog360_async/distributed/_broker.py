@@ -34,9 +34,11 @@ from typing import Annotated, Any, NoReturn
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from taskiq import AckableMessage, Context, TaskiqDepends, TaskiqEvents, TaskiqState
+from taskiq.abc.serializer import TaskiqSerializer
 from taskiq.exceptions import NoResultError
 from taskiq_redis import RedisStreamBroker
 
+from .._json import dumps, loads
 from . import _lua
 from ._config import BrokerSettings
 from ._errors import RedisUnavailableError
@@ -55,6 +57,14 @@ _SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 _TRANSIENT = (redis_errors.ConnectionError, redis_errors.TimeoutError, ConnectionError)
+
+
+class _Serializer(TaskiqSerializer):
+    def dumpb(self, value: Any) -> bytes:
+        return dumps(value)
+
+    def loadb(self, value: bytes) -> Any:
+        return loads(value)
 
 
 class D360Broker(RedisStreamBroker):
@@ -84,6 +94,11 @@ class D360Broker(RedisStreamBroker):
         self._beat: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[Any]] = set()
         self._signals: dict[int, Callable[[int, Any], Any]] = {}
+        self._acks: Redis | None = None
+        self._ack_script: Any = None
+        # The project's JSON (orjson with the `speed` extra) for the tasks, not taskiq's stdlib
+        # one: a batch's hundred messages are most of what a worker decodes per batch.
+        self.serializer = _Serializer()
 
     async def startup(self) -> None:
         """Start the broker (creates the stream and its consumer group if missing)."""
@@ -105,6 +120,9 @@ class D360Broker(RedisStreamBroker):
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._beat
                 self._beat = None
+            if self._acks is not None:
+                await self._acks.aclose()
+                self._acks = None
             await super().shutdown()
         finally:
             self._signals_restored()
@@ -260,27 +278,27 @@ class D360Broker(RedisStreamBroker):
                     logger.debug("could not touch held messages: %s", exc)
 
     async def _delete(self, conn: Redis, entry: str) -> None:
-        async with conn.pipeline(transaction=True) as pipe:
-            pipe.xack(self.queue_name, GROUP, entry)
-            pipe.xdel(self.queue_name, entry)
-            await pipe.execute()
+        await conn.register_script(_lua.ACK)(keys=[self.queue_name], args=[GROUP, entry])
 
     def _acker(self, entry: str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
             self._held.discard(entry)
             if self._slots is not None:
                 self._slots.release()
-            conn = Redis(connection_pool=self.connection_pool)
+            # One client for every ack: making one (and its script) per batch cost as much
+            # as the round trip.
+            if self._acks is None:
+                self._acks = Redis(connection_pool=self.connection_pool)
+                self._ack_script = self._acks.register_script(_lua.ACK)
+            script = self._ack_script
             try:
                 await retrying(
-                    lambda: self._delete(conn, entry),
+                    lambda: script(keys=[self.queue_name], args=[GROUP, entry]),
                     what="acknowledging a batch",
                     outage=self.runtime.patience,
                 )
             except Exception as exc:  # it will be delivered again; the ledger makes that safe
                 logger.error("could not acknowledge message %s: %s", entry, exc)
-            finally:
-                await conn.aclose()
 
         return ack
 

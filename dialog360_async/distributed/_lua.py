@@ -375,6 +375,12 @@ end
 return new
 """
 
+ACK = """
+-- KEYS[1] stream; ARGV: group, entry id. A finished batch's message: acknowledged and deleted.
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+"""
+
 # Resets the idle time of the stream entries this consumer still owns, so that no other worker
 # reclaims a batch that is merely long-running. XPENDING with a consumer filter makes sure an
 # entry someone else has reclaimed meanwhile is left with them.

@@ -68,6 +68,7 @@ class WorkerRuntime:
         # Per (campaign, channel) being sent: its batches' ledgers share script calls.
         self._ledgers: dict[tuple[str, str], tuple[RedisLedger, int]] = {}
         self._stopped: asyncio.Future[None] | None = None
+        self._finish: Any = None  # FINISH_BATCH, registered with the first batch
         self.stopping = False
 
     def patience(self) -> float:
@@ -213,18 +214,12 @@ class WorkerRuntime:
         if counts.pop("halted", 0):
             await self._note(redis, keys, f"halted:{channel}", "spam limit (131048)")
         await recorder.close()
+        finish = self._finish
+        if finish is None:
+            finish = self._finish = redis.register_script(FINISH_BATCH)
+        campaign_keys = [keys.meta, keys.done, keys.ledger, keys.counts, keys.batches]
         finished = await retrying(
-            lambda: redis.eval(
-                FINISH_BATCH,
-                5,
-                keys.meta,
-                keys.done,
-                keys.ledger,
-                keys.counts,
-                keys.batches,
-                batch,
-                CAMPAIGN_TTL,
-            ),
+            lambda: finish(keys=campaign_keys, args=[batch, CAMPAIGN_TTL]),
             what="finishing a batch",
             outage=self._broker_settings.outage,
         )
@@ -322,3 +317,4 @@ class WorkerRuntime:
         self._limiters.clear()
         self._pool = None
         self._redis = None
+        self._finish = None

@@ -135,3 +135,17 @@ async def test_a_stop_does_not_wait_for_redis_to_come_back(redis_server: RedisSe
         await worker.shutdown()
     assert took < 0.5
     assert sum(fake.sends.values()) == 0
+
+
+def test_tasks_cross_between_taskiq_json_and_the_brokers_serializer() -> None:
+    # A producer or a worker of an earlier release (taskiq's stdlib JSON) and one of this
+    # release (the project's JSON) read each other's tasks: during a rolling upgrade too.
+    from taskiq.serializers import JSONSerializer
+
+    from dialog360_async.distributed import make_broker
+
+    ours, theirs = make_broker("redis://127.0.0.1:1/0").serializer, JSONSerializer()
+    task = {"args": ["c\u00e9", "ch", "b:1", items(3)], "kwargs": {}, "labels": {"x": "\U0001f4ac"}}
+    assert ours.loadb(theirs.dumpb(task)) == task
+    assert theirs.loadb(ours.dumpb(task)) == task
+    assert type(ours).__module__.startswith("dialog360_async")
