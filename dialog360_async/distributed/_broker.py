@@ -33,6 +33,7 @@ from typing import Annotated, Any, NoReturn
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from taskiq import AckableMessage, Context, TaskiqDepends, TaskiqEvents, TaskiqState
 from taskiq.abc.serializer import TaskiqSerializer
 from taskiq.exceptions import NoResultError
@@ -95,10 +96,10 @@ class D360Broker(RedisStreamBroker):
         self._running: set[asyncio.Task[Any]] = set()
         self._signals: dict[int, Callable[[int, Any], Any]] = {}
         self._acks: Redis | None = None
-        self._ack_script: Any = None
+        self._ack: AsyncScript | None = None
         # The project's JSON (orjson with the `speed` extra) for the tasks, not taskiq's stdlib
         # one: a batch's hundred messages are most of what a worker decodes per batch.
-        self.serializer = _Serializer()
+        self.with_serializer(_Serializer())
 
     async def startup(self) -> None:
         """Start the broker (creates the stream and its consumer group if missing)."""
@@ -122,7 +123,7 @@ class D360Broker(RedisStreamBroker):
                 self._beat = None
             if self._acks is not None:
                 await self._acks.aclose()
-                self._acks = None
+                self._acks, self._ack = None, None
             await super().shutdown()
         finally:
             self._signals_restored()
@@ -257,7 +258,7 @@ class D360Broker(RedisStreamBroker):
             deliveries = int(pending[0]["times_delivered"]) if pending else 1
             if deliveries > MAX_DELIVERIES:
                 logger.error("dropping message %s: delivered %d times", entry, deliveries)
-                await self._delete(conn, entry)
+                await self._delete(entry)
                 continue
             logger.warning("taking over message %s from a worker that went silent", entry)
             return entry, fields[b"data"]
@@ -277,23 +278,22 @@ class D360Broker(RedisStreamBroker):
                 except Exception as exc:  # the next beat tries again; reclaim is the fallback
                     logger.debug("could not touch held messages: %s", exc)
 
-    async def _delete(self, conn: Redis, entry: str) -> None:
-        await conn.register_script(_lua.ACK)(keys=[self.queue_name], args=[GROUP, entry])
+    async def _delete(self, entry: str) -> None:
+        # One client and script for every ack: making them per batch cost as much as the
+        # round trip.
+        if self._ack is None:
+            self._acks = Redis(connection_pool=self.connection_pool)
+            self._ack = self._acks.register_script(_lua.ACK)
+        await self._ack(keys=[self.queue_name], args=[GROUP, entry])
 
     def _acker(self, entry: str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
             self._held.discard(entry)
             if self._slots is not None:
                 self._slots.release()
-            # One client for every ack: making one (and its script) per batch cost as much
-            # as the round trip.
-            if self._acks is None:
-                self._acks = Redis(connection_pool=self.connection_pool)
-                self._ack_script = self._acks.register_script(_lua.ACK)
-            script = self._ack_script
             try:
                 await retrying(
-                    lambda: script(keys=[self.queue_name], args=[GROUP, entry]),
+                    lambda: self._delete(entry),
                     what="acknowledging a batch",
                     outage=self.runtime.patience,
                 )

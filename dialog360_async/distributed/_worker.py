@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from .._bulk import BulkSender
 from .._cloud import Dialog360Client
@@ -68,7 +69,7 @@ class WorkerRuntime:
         # Per (campaign, channel) being sent: its batches' ledgers share script calls.
         self._ledgers: dict[tuple[str, str], tuple[RedisLedger, int]] = {}
         self._stopped: asyncio.Future[None] | None = None
-        self._finish: Any = None  # FINISH_BATCH, registered with the first batch
+        self._finish: AsyncScript | None = None  # FINISH_BATCH, registered at the first batch
         self.stopping = False
 
     def patience(self) -> float:
