@@ -38,7 +38,7 @@ from ._outcomes import Outcome
 from ._policy import CampaignPolicy
 from ._report import DeliveryReport
 from ._store_checkpoint import Checkpointer
-from ._store_delivery import WebhookLog, adopt_settled, campaigns, in_doubt, report
+from ._store_delivery import WebhookLog, adopt_settled
 from ._store_file import (
     OUTCOMES,
     SETTLE,
@@ -53,6 +53,7 @@ from ._store_file import (
     warn_unreadable,
 )
 from ._store_reach import WINDOW, SuppressionList, police, save_policy, window_of
+from ._store_report import campaigns, in_doubt, report
 from .errors import ValidationError
 from .webhooks._dedup import DEDUP_TTL
 from .webhooks._models import Notification
@@ -318,13 +319,13 @@ class BroadcastStore:
 
     # -- delivery truth (status webhooks, _store_delivery.py): no send lock needed ---------
 
-    async def record_webhook(self, notification: Notification) -> Notification:
+    def record_webhook(self, notification: Notification) -> asyncio.Future[Notification]:
         """Record a webhook's new statuses and messages; see :class:`WebhookStore`.
 
         Raises:
             JournalError: it could not be written (then nothing of it was recorded).
         """
-        return await self._webhooks.record(notification)
+        return self._webhooks.record(notification)
 
     def callback_for(self, key: str) -> str | None:
         """The callback tag a send of ``key`` carries: it names the key's row, claimed in this
@@ -366,7 +367,7 @@ class BroadcastStore:
 
     def in_doubt(self, campaign: str | None = None) -> Iterator[dict[str, Any]]:
         """The messages of ``campaign`` (default: the store's last) still in doubt (see
-        :func:`~dialog360_async._store_delivery.in_doubt`); none without a campaign."""
+        :func:`~dialog360_async._store_report.in_doubt`); none without a campaign."""
         chosen = self._chosen(campaign)
         self._commit()
         return iter(()) if chosen is None else in_doubt(self._open(), chosen, self._prefix)

@@ -1,5 +1,5 @@
 """Delivery truth in the broadcast store: status webhooks merged into the message rows, the
-dedup keys and orphan statuses, and the reports read back.
+dedup keys and orphan statuses (the reports read back: _store_report.py).
 
 Merge (design.md "The broadcast store"; ../shared/docs/webhooks-and-statuses.md §7.5, §7.6): a
 status names its row by wamid, or else by callback tag. ``delivery`` only climbs the rank
@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from ._codes import code_reason, meaning
 from ._journal import JournalError
-from ._report import DeliveryReport, FailureCount
-from ._store_file import BUSY_TIMEOUT, row_of_tag, text
+from ._store_file import row_of_tag
 from .errors import ValidationError
 from .webhooks._dedup import DEDUP_TTL
-from .webhooks._models import Notification, StatusUpdate
+from .webhooks._models import DedupKey, Notification, StatusUpdate
 
-__all__ = ["WebhookLog", "adopt_settled", "build_report", "campaigns", "in_doubt", "report"]
+__all__ = ["WebhookLog", "adopt_settled"]
 
 RANKS: Final = {"sent": 1, "delivered": 2, "read": 3, "played": 4}
 _RANK: Final = (
@@ -43,7 +40,7 @@ _RANK: Final = (
 )
 GROUP_ITERATIONS: Final = 8  # loop iterations a commit waits for more webhooks, at most
 GROUP_SIZE: Final = 256  # webhooks that end the wait
-SWEPT: Final = 10_000  # expired keys (and orphans) deleted per transaction at most
+SWEPT: Final = 10_000  # dedup keys looked at (and orphans deleted) per transaction at most
 
 # A key seen more than the ttl ago is new again: its row is taken over.
 _SEE: Final = (
@@ -82,56 +79,6 @@ _ORPHANS_OF: Final = (
     "SELECT status, error_code, error_title, at FROM orphans WHERE wamid = ? AND received_at > ?"
 )
 
-# Each message in exactly one kind (DeliveryReport); an unreadable row is in doubt.
-_KINDS: Final = """
-WITH k AS (SELECT *, CASE
-    WHEN NOT coalesce(typeof(key) = 'text', 0) THEN 'unknown'
-    WHEN state = 'settled' AND outcome = 'sent' THEN 'accepted'
-    WHEN (delivery IS NOT NULL OR failed_at IS NOT NULL)
-        AND (state = 'attempting' OR (state = 'settled' AND outcome = 'unknown'))
-        THEN 'unknown_settled'
-    WHEN state = 'settled' AND outcome = 'failed' THEN 'rejected'
-    WHEN state = 'settled' AND outcome = 'cancelled' THEN 'cancelled'
-    WHEN state = 'attempting' THEN 'pending'
-    ELSE 'unknown' END AS kind,
-    coalesce(settled_at, claimed_at) AS sent_at
-    FROM messages WHERE campaign = ?1),
-s AS (SELECT *, kind IN ('accepted', 'unknown_settled') AS reached FROM k)
-"""
-_COUNTS: Final = (
-    _KINDS
-    + """SELECT count(*), total(kind = 'accepted'), total(kind = 'unknown_settled'),
-    total(kind = 'unknown'), total(kind = 'rejected'), total(kind = 'cancelled'),
-    total(kind = 'pending'), total(reached AND delivery IN ('delivered', 'read', 'played')),
-    total(reached AND delivery IN ('read', 'played')), total(reached AND failed_at IS NOT NULL),
-    total(reached AND failed_at IS NULL AND coalesce(delivery, 'sent') = 'sent'
-        AND sent_at <= ?2)
-    FROM s"""
-)
-_FAILURES: Final = (
-    _KINDS
-    + """SELECT 'failed', reason, error_code, min(error_title), count(*) FROM s
-    WHERE kind = 'rejected' GROUP BY reason, error_code
-    UNION ALL
-    SELECT 'undelivered', NULL, error_code, min(error_title), count(*) FROM s
-    WHERE reached AND failed_at IS NOT NULL GROUP BY error_code"""
-)
-# Orphans that may be this store's: untagged (a tag of its own always finds its row).
-_ORPHAN_COUNT: Final = (
-    "SELECT count(DISTINCT wamid) FROM orphans WHERE received_at > ? "
-    "AND (callback IS NULL OR substr(callback, 1, length(?2)) = ?2)"
-)
-_IN_DOUBT: Final = """SELECT campaign, key, recipient, channel, state, outcome, attempts, wamid,
-    ?2 || id, error_code, error_title, claimed_at, settled_at FROM messages
-    WHERE campaign = ?1 AND (NOT coalesce(typeof(key) = 'text' AND (state = 'attempting'
-        OR (state = 'settled' AND outcome IN ('sent', 'failed', 'unknown', 'cancelled'))), 0)
-    OR ((state = 'attempting' OR outcome = 'unknown')
-        AND delivery IS NULL AND failed_at IS NULL))
-    ORDER BY claimed_at, id"""
-_FIELDS: Final = ("campaign", "key", "recipient", "channel", "state", "outcome", "attempts")
-_FIELDS_2: Final = ("wamid", "callback", "error_code", "error_title", "claimed_at", "settled_at")
-_TIMES: Final = frozenset({"claimed_at", "settled_at"})
-
 
 class WebhookLog:
     """The store's ``record_webhook``: the calls of one loop iteration share one transaction.
@@ -163,14 +110,16 @@ class WebhookLog:
         self._queue: list[tuple[Notification, asyncio.Future[Notification]]] = []
         self._handle: asyncio.Handle | None = None
         self._next_sweep = float("-inf")
+        self._swept: DedupKey | None = None  # the last dedup key the last sweep looked at
         self._waited = 0  # loop iterations the next commit has waited
         self._queued = 0  # webhooks queued when it last looked
         # The store's reach state (suppression list, windows) learns from the fresh part of
         # each webhook in the same transaction (_store_reach.py).
         self.after: Callable[[sqlite3.Connection, list[Notification], float], None] | None = None
 
-    async def record(self, notification: Notification) -> Notification:
-        """Record ``notification`` with the next commit; the part of it not seen before."""
+    def record(self, notification: Notification) -> asyncio.Future[Notification]:
+        """Record ``notification`` with the next commit; the future of the part of it not seen
+        before (a future, not a coroutine: the receiver awaits it for every webhook)."""
         if not isinstance(notification, Notification):
             raise ValidationError("notification", f"must be a Notification, got {notification!r}")
         loop = asyncio.get_running_loop()
@@ -180,7 +129,7 @@ class WebhookLog:
             self._waited = 0
             self._queued = 0
             self._handle = loop.call_soon(self._flush_next)
-        return await future  # cancelled before the commit: dropped from it, recorded nothing
+        return future  # cancelled before the commit: dropped from it, recorded nothing
 
     def _flush_next(self) -> None:
         # The POSTs that arrive meanwhile share the commit (a commit is the costly part): wait
@@ -209,12 +158,13 @@ class WebhookLog:
             self._before()
             now = self._clock()
             db.execute("BEGIN IMMEDIATE")
-            results = [_record(db, n, now, now - self._ttl, self._prefix) for n, _ in batch]
+            cursor, horizon, prefix = db.cursor(), now - self._ttl, self._prefix
+            results = [_record(cursor, n, now, horizon, prefix) for n, _ in batch]
             if self.after is not None:
                 self.after(db, results, now)
             if now >= self._next_sweep:
-                full = _sweep(db, now - self._ttl)
-                self._next_sweep = now + (1.0 if full else 60.0)
+                self._swept, more = _sweep(db, now - self._ttl, self._swept)
+                self._next_sweep = now + (1.0 if more else 60.0)
             db.execute("COMMIT")
         except Exception as exc:
             if db is not None and db.in_transaction:
@@ -232,12 +182,12 @@ class WebhookLog:
 
 
 def _record(
-    db: sqlite3.Connection, n: Notification, now: float, horizon: float, prefix: str
+    cursor: sqlite3.Cursor, n: Notification, now: float, horizon: float, prefix: str
 ) -> Notification:
     # One pass, each status merged right after its key is found new: no statement reads
-    # webhook_seen but _SEE, so this equals marking them all first. One cursor, and its
-    # rowcount: a cursor per statement and total_changes cost more than the statements' Python.
-    cursor = db.cursor()
+    # webhook_seen but _SEE, so this equals marking them all first. One cursor for the batch,
+    # and its rowcount: a cursor per statement and total_changes cost more than the statements'
+    # Python.
     execute = cursor.execute
     statuses = []
     for status in n.statuses:
@@ -305,110 +255,26 @@ def adopt_settled(db: sqlite3.Connection, settles: list[tuple[Any, ...]], horizo
                 _adopt(db, record[6], record[1], horizon)
 
 
-def _sweep(db: sqlite3.Connection, horizon: float) -> bool:
-    """Delete expired dedup keys and orphans, a bounded batch; whether more are left."""
-    keys = db.execute(
-        "DELETE FROM webhook_seen WHERE (id, status) IN (SELECT id, status FROM webhook_seen "
-        "WHERE seen_at <= ? LIMIT ?)",
-        (horizon, SWEPT),
-    ).rowcount
+def _sweep(
+    db: sqlite3.Connection, horizon: float, after: DedupKey | None
+) -> tuple[DedupKey | None, bool]:
+    """Delete the expired keys among the SWEPT that follow ``after`` (from the first: None) and
+    a bounded batch of expired orphans. Returns where the next sweep starts and whether more
+    are left (the walk has not wrapped around, or orphans remain)."""
+    # Keys are walked in their order, not found through an index on seen_at: that index cost
+    # every status a second b-tree insert (about 1 % of the receiver, webhooks benchmark).
+    lower, start = ("(id, status) > (?, ?)", after) if after is not None else ("1", ())
+    bound = db.execute(
+        f"SELECT id, status FROM webhook_seen WHERE {lower} ORDER BY id, status LIMIT 1 OFFSET ?",
+        (*start, SWEPT - 1),
+    ).fetchone()
+    upper, end = ("(id, status) <= (?, ?)", bound) if bound is not None else ("1", ())
+    db.execute(
+        f"DELETE FROM webhook_seen WHERE {lower} AND {upper} AND seen_at <= ?",
+        (*start, *end, horizon),
+    )
     orphans = db.execute(
         "DELETE FROM orphans WHERE id IN (SELECT id FROM orphans WHERE received_at <= ? LIMIT ?)",
         (horizon, SWEPT),
     ).rowcount
-    return max(keys, orphans) >= SWEPT
-
-
-# -- reading --------------------------------------------------------------------------------
-
-
-def campaigns(db: sqlite3.Connection) -> list[str]:
-    """The campaigns of a store, oldest first."""
-    found = db.execute("SELECT campaign FROM runs GROUP BY campaign ORDER BY min(id)")
-    return [text(row[0]) for row in found]
-
-
-async def report(
-    path: Path, campaign: str | None, horizon: object, now: float, prefix: str
-) -> DeliveryReport:
-    """Check the arguments of ``BroadcastStore.report``, then build it in a thread."""
-    if isinstance(horizon, bool) or not isinstance(horizon, int | float) or not horizon >= 0:
-        raise ValidationError("horizon", f"must be a number of seconds >= 0, got {horizon!r}")
-    if campaign is None:
-        raise JournalError(f"the broadcast store {path} has no campaign yet")
-    return await asyncio.to_thread(build_report, path, campaign, float(horizon), now, prefix)
-
-
-def build_report(
-    path: Path, campaign: str, horizon: float, now: float, prefix: str, ttl: float = DEDUP_TTL
-) -> DeliveryReport:
-    """The delivery report of ``campaign``, read on a connection of its own (in a thread)."""
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-    try:
-        db.execute("PRAGMA query_only = ON")
-        db.execute("BEGIN")  # one snapshot: the counts and the failures agree
-        counts = [int(n) for n in db.execute(_COUNTS, (campaign, now - horizon)).fetchone()]
-        groups = db.execute(_FAILURES, (campaign,)).fetchall()
-        orphans = db.execute(_ORPHAN_COUNT, (now - ttl, prefix)).fetchone()[0]
-        db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        raise JournalError(f"cannot read the broadcast store {path}: {exc}") from None
-    finally:
-        db.close()
-    messages, accepted, settled, unknown, rejected, cancelled, pending = counts[:7]
-    delivered, read, undelivered, unconfirmed = counts[7:]
-    return DeliveryReport(
-        campaign=campaign,
-        messages=messages,
-        accepted=accepted,
-        unknown_settled=settled,
-        unknown=unknown,
-        rejected=rejected,
-        cancelled=cancelled,
-        pending=pending,
-        sent=accepted + settled,
-        delivered=delivered,
-        read=read,
-        undelivered=undelivered,
-        unconfirmed=unconfirmed,
-        failures=_failures(groups),
-        orphans=orphans,
-        horizon=horizon,
-        generated_at=now,
-    )
-
-
-def _failures(groups: list[tuple[Any, ...]]) -> tuple[FailureCount, ...]:
-    merged: dict[tuple[str, str, int | None], list[Any]] = {}
-    for status, reason, code, title, count in groups:
-        code = code if isinstance(code, int) else None
-        fallback = "undelivered" if status == "undelivered" else "other"
-        word = (reason if isinstance(reason, str) else None) or code_reason(code) or fallback
-        entry = merged.setdefault((status, word, code), [meaning(code) or title or "", 0])
-        entry[1] += count
-    failures = [
-        FailureCount(status=status, reason=reason, code=code, meaning=str(what), count=count)
-        for (status, reason, code), (what, count) in merged.items()
-    ]
-    failures.sort(key=lambda f: (-f.count, f.status, f.reason, f.code or 0))
-    return tuple(failures)
-
-
-def in_doubt(db: sqlite3.Connection, campaign: str, prefix: str) -> Iterator[dict[str, Any]]:
-    """The messages of ``campaign`` still in doubt, in claim order (see BroadcastStore)."""
-    for row in db.execute(_IN_DOUBT, (campaign, prefix)).fetchall():
-        record = dict(zip(_FIELDS + _FIELDS_2, row, strict=True))
-        for name in ("campaign", "key"):
-            record[name] = text(record[name])
-        for name in _TIMES:
-            record[name] = _iso(record[name])
-        yield record
-
-
-def _iso(value: object) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    with contextlib.suppress(OverflowError, OSError, ValueError):
-        at = datetime.datetime.fromtimestamp(value, datetime.UTC)
-        return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return None
+    return (None if bound is None else tuple(bound)), bound is not None or orphans >= SWEPT

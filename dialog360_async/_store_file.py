@@ -51,7 +51,7 @@ logger = logging.getLogger("dialog360_async")
 SHOWN: Final = 10  # unreadable keys named in the warning
 
 APPLICATION_ID: Final = 0x44333630  # "D360" in the database header: a store, not any SQLite file
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 BUSY_TIMEOUT: Final = 5.0  # seconds to wait while another process (a receiver) writes
 
 # channel and recipient: what the row went through and to whom; state: attempting | settled;
@@ -100,7 +100,6 @@ _SCHEMA_2: Final = (
     "WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS webhook_seen (id TEXT NOT NULL, status TEXT NOT NULL, "
     "seen_at REAL NOT NULL, PRIMARY KEY (id, status)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS webhook_seen_at ON webhook_seen (seen_at)",
     "CREATE TABLE IF NOT EXISTS orphans (id INTEGER PRIMARY KEY, wamid TEXT NOT NULL, "
     "status TEXT NOT NULL, callback TEXT, error_code INTEGER, error_title TEXT, at REAL, "
     "received_at REAL NOT NULL)",
@@ -123,6 +122,10 @@ _SCHEMA_3: Final = (
     "CREATE TABLE IF NOT EXISTS policies (campaign TEXT PRIMARY KEY, rules TEXT NOT NULL) "
     "WITHOUT ROWID",
 )
+# Schema 4: webhook_seen loses its index on seen_at, which cost every status a second b-tree
+# insert; expired keys are found by walking the keys in order instead (_store_delivery.py).
+_SCHEMA_4: Final = ("DROP INDEX IF EXISTS webhook_seen_at",)
+_UPGRADES: Final = {1: _SCHEMA_2, 2: _SCHEMA_3, 3: _SCHEMA_4}  # from version n to n + 1
 
 
 # The statements of the records (see _store.py).
@@ -300,17 +303,19 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
                     db.execute(statement)
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute("PRAGMA user_version = 1")
-            if db.execute("PRAGMA user_version").fetchone()[0] == 1:
-                for statement in _SCHEMA_2:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version < 1:  # a store is made version 1 in the transaction that marks it
+                raise JournalError(f"{path} is a SQLite database but not a broadcast store")
+            while version < SCHEMA_VERSION:
+                for statement in _UPGRADES[version]:
                     db.execute(statement)
-                db.execute(
-                    "INSERT OR IGNORE INTO store_info VALUES ('tag', ?)", (secrets.token_hex(4),)
-                )
-                db.execute("PRAGMA user_version = 2")
-            if db.execute("PRAGMA user_version").fetchone()[0] == 2:
-                for statement in _SCHEMA_3:
-                    db.execute(statement)
-                db.execute("PRAGMA user_version = 3")
+                version += 1
+                if version == 2:
+                    db.execute(
+                        "INSERT OR IGNORE INTO store_info VALUES ('tag', ?)",
+                        (secrets.token_hex(4),),
+                    )
+                db.execute(f"PRAGMA user_version = {version}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -166,7 +166,11 @@ def record_inbound(
     lifted: list[str] = []
     failed = False
     for notification in notifications:
-        failed = failed or any(s.status == "failed" for s in notification.statuses)
+        if not failed:  # a loop, not any(): this runs for every webhook of a batch
+            for status in notification.statuses:
+                if status.status == "failed":
+                    failed = True
+                    break
         for message in notification.messages:
             if message.wa_id is None:
                 continue

@@ -168,6 +168,9 @@ async def test_file_that_is_no_store_is_refused_before_any_request(tmp_path: Pat
     other = tmp_path / "other.db"
     with contextlib.closing(sqlite3.connect(other)) as db:
         db.execute("CREATE TABLE notes (text TEXT)")
+    marked = tmp_path / "marked.db"  # a store's mark, but no store's version
+    with contextlib.closing(sqlite3.connect(marked)) as db:
+        db.execute("PRAGMA application_id = 1144206896")
     async with (
         FakeDialog360(throughput=None) as fake,
         Dialog360Client(KEY, base_url=fake.url, rate_limit=None) as c,
@@ -176,6 +179,8 @@ async def test_file_that_is_no_store_is_refused_before_any_request(tmp_path: Pat
             await BulkSender(c, journal=jsonl).send_all(messages(3))
         with pytest.raises(JournalError, match="SQLite database but not a broadcast store"):
             await BulkSender(c, journal=other).send_all(messages(3))
+        with pytest.raises(JournalError, match="SQLite database but not a broadcast store"):
+            await BulkSender(c, journal=marked).send_all(messages(3))
     assert fake.requests == []
     assert jsonl.read_text() == old  # left as it was
 

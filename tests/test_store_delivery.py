@@ -28,6 +28,7 @@ from dialog360_async import (
     Location,
     LocationMessage,
     Outcome,
+    _store_delivery,
 )
 from dialog360_async._report import DeliveryReport
 from dialog360_async._results import ErrorDetail
@@ -200,6 +201,35 @@ async def test_dedup_survives_a_restart_and_expires_after_the_ttl(tmp_path: Path
         async with BroadcastStore(path, clock=clock) as store:  # a restart
             again = await store.record_webhook(batch)
         assert (len(again.statuses), len(again.messages)) == ((1, 1) if fresh else (0, 0))
+
+
+def seen(path: Path) -> tuple[set[tuple[str, str]], int]:
+    """The dedup keys in the file, and its orphans."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        keys = set(db.execute("SELECT id, status FROM webhook_seen"))
+        return keys, db.execute("SELECT count(*) FROM orphans").fetchone()[0]
+
+
+async def test_a_sweep_walks_every_key_and_deletes_only_the_expired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_store_delivery, "SWEPT", 3)  # a walk of several sweeps
+    path = tmp_path / "b.db"
+    clock = Clock()
+    old = [update(f"wamid.{n:02d}", "sent") for n in range(10)]  # orphans too: no rows
+    young = [update(f"wamid.{n:02d}", "read") for n in range(0, 10, 2)]
+    async with BroadcastStore(path, clock=clock) as store:
+        await store.record_webhook(note(*old))
+        clock.now = T0 + DEDUP_TTL / 2
+        await store.record_webhook(note(*young))
+        clock.now = T0 + DEDUP_TTL + 61  # old expired, young not; a sweep is due
+        for step in range(8):  # each one sweeps: 1 s after a sweep that left keys, 60 s after
+            await store.record_webhook(note(update(f"wamid.x{step}", "sent")))  # a wrap
+            clock.now += 61.0
+        walked = seen(path)
+        again = await store.record_webhook(note(*old, *young))
+    assert walked == ({s.key for s in young} | {(f"wamid.x{n}", "sent") for n in range(8)}, 13)
+    assert [s.key for s in again.statuses] == [s.key for s in old]  # new again: forgotten
 
 
 async def test_concurrent_calls_share_a_commit_and_return_each_key_once(tmp_path: Path) -> None:
@@ -654,6 +684,22 @@ V1 = (
 )
 
 
+async def test_a_schema_3_file_loses_the_index_on_seen_at(tmp_path: Path) -> None:
+    path = tmp_path / "three.db"
+    async with BroadcastStore(path) as store:
+        await store.record_webhook(note(update("wamid.a", "read")))
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as schema 3 left it
+        db.execute("CREATE INDEX webhook_seen_at ON webhook_seen (seen_at)")
+        db.execute("PRAGMA user_version = 3")
+        db.commit()
+    async with BroadcastStore(path) as store:
+        again = await store.record_webhook(note(update("wamid.a", "read")))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert (version, "webhook_seen_at" in indexes, again.statuses) == (4, False, ())
+
+
 async def test_a_schema_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with contextlib.closing(sqlite3.connect(path)) as db:
@@ -672,7 +718,7 @@ async def test_a_schema_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
         await store.record_webhook(note(update("wamid.b2", "delivered", tag=tag)))
         after = await store.report()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
     assert {"webhook_seen", "orphans", "messages_wamid", "store_info"} <= tables
     assert (before.campaign, before.messages, before.read, before.rejected) == ("old", 3, 1, 1)

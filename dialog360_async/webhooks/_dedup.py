@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -40,8 +40,9 @@ class WebhookStore(Protocol):
     - if it raises, it has recorded nothing: the receiver answers 500 and 360dialog redelivers.
     """
 
-    async def record_webhook(self, notification: Notification) -> Notification:
-        """Record ``notification``; return the part of it not recorded before."""
+    def record_webhook(self, notification: Notification) -> Awaitable[Notification]:
+        """Record ``notification``; return the part of it not recorded before (an ``async
+        def``, or a plain method returning an awaitable)."""
         ...
 
 

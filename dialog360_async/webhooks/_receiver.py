@@ -32,7 +32,7 @@ from typing import Any, Self
 import attrs
 from aiohttp import web
 
-from .._body import read_capped
+from .._body import buffered, read_capped
 from .._secret import Secret
 from ..errors import ValidationError
 from ._dedup import MemoryWebhookStore, WebhookStore
@@ -245,12 +245,16 @@ class WebhookReceiver:
         verifier = self._verifier
         if verifier.headers and not verifier.headers_ok(request.headers):
             return self._reject(401, "a missing or wrong auth header")
-        length = request.content_length
-        if length is not None and length > self._max_body:
-            return self._reject(413, f"Content-Length {length} over max_body")
         # From the stream, not request.read(): that one obeys the application's
         # client_max_size (1 MiB by default), not max_body.
-        body, whole = await read_capped(request.content, self._max_body)
+        content = request.content
+        got = buffered(content, self._max_body)
+        if got is None:  # still on its way: refused by its length before it is read, if it can
+            length = request.content_length
+            if length is not None and length > self._max_body:
+                return self._reject(413, f"Content-Length {length} over max_body")
+            got = await read_capped(content, self._max_body)
+        body, whole = got
         if not whole:
             return self._reject(413, "a body over max_body")
         if verifier.signature is not None and not verifier.signature_ok(
@@ -301,12 +305,13 @@ class WebhookReceiver:
                 return web.Response(status=503)
         try:
             fresh = await self._store.record_webhook(notification)
-            counts["duplicates"] += (
-                len(notification.statuses)
-                + len(notification.messages)
-                - len(fresh.statuses)
-                - len(fresh.messages)
-            )
+            if fresh is not notification:  # the stores return it as it is when all is new
+                counts["duplicates"] += (
+                    len(notification.statuses)
+                    + len(notification.messages)
+                    - len(fresh.statuses)
+                    - len(fresh.messages)
+                )
         except Exception:
             if queued:
                 self._slots.release()

@@ -232,8 +232,17 @@ async def test_a_body_over_max_body_is_413_by_content_length() -> None:
         assert (await client.post(PATH, data=_padded(1001))).status == 413
         assert store.calls == 0
         assert (await client.post(PATH, data=_padded(1000))).status == 200
+        # A length over the cap is refused by it while the body has not come: no waiting.
+        assert client.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        head = f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n"
+        writer.write(head.encode() + b'{"statuses": [')
+        status_line = await asyncio.wait_for(reader.readline(), WAIT)
+        writer.close()
+        await writer.wait_closed()
+    assert status_line.split()[1] == b"413"
     assert [s.message_id for s in seen.statuses] == ["wamid.P"]
-    assert receiver.stats.rejected == 1
+    assert receiver.stats.rejected == 2
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.02], ids=["buffered", "trickled"])
