@@ -185,9 +185,8 @@ def _record(
     cursor: sqlite3.Cursor, n: Notification, now: float, horizon: float, prefix: str
 ) -> Notification:
     # One pass, each status merged right after its key is found new: no statement reads
-    # webhook_seen but _SEE, so this equals marking them all first. One cursor for the batch,
-    # and its rowcount: a cursor per statement and total_changes cost more than the statements'
-    # Python.
+    # webhook_seen but _SEE, so this equals marking them all first. The batch's one cursor and
+    # its rowcount: a cursor per statement and total_changes cost more than the statements.
     execute = cursor.execute
     statuses = []
     for status in n.statuses:
