@@ -41,7 +41,6 @@ from ._store_checkpoint import Checkpointer
 from ._store_delivery import WebhookLog, adopt_settled
 from ._store_file import (
     OUTCOMES,
-    SETTLE,
     START,
     UNREADABLE,
     SendLock,
@@ -51,6 +50,7 @@ from ._store_file import (
     tag_prefix,
     text,
     warn_unreadable,
+    write_settles,
 )
 from ._store_reach import WINDOW, SuppressionList, police, save_policy, window_of
 from ._store_report import campaigns, in_doubt, report
@@ -224,7 +224,8 @@ class BroadcastStore:
             raise ValidationError("state", f"must be one of {sorted(OUTCOMES)}, got {state!r}")
         row = self._claimed.pop(key, None)
         if row is not None:
-            self._settle((state, message_id, code, None, 0, self._clock(), row, key, None))
+            record = (state, message_id, 0, self._clock(), row, key)
+            self._settle(record if code is None else (*record, code, None, None))
 
     # -- what the bulk sender calls ---------------------------------------------------------
 
@@ -308,7 +309,7 @@ class BroadcastStore:
             return
         row = self._claimed.pop(key, None)
         if row is not None:
-            self._settle(("cancelled", None, None, None, 0, self._clock(), row, key, None))
+            self._settle(("cancelled", None, 0, self._clock(), row, key))
 
     async def record_outcome(self, outcome: Outcome) -> None:
         """Settle the claim of ``outcome.key`` with the outcome (written with the next commit)."""
@@ -415,7 +416,7 @@ class BroadcastStore:
             db.execute("BEGIN IMMEDIATE")
             fates = insert_claims(db, claims, self._claimed) if claims else []
             if settles:
-                db.executemany(SETTLE, settles)
+                write_settles(db, settles)
                 adopt_settled(db, settles, self._clock() - DEDUP_TTL)
             db.execute("COMMIT")
         except sqlite3.Error as exc:

@@ -246,12 +246,12 @@ def _adopt(db: sqlite3.Connection | sqlite3.Cursor, row: int, wamid: str, horizo
 
 
 def adopt_settled(db: sqlite3.Connection, settles: list[tuple[Any, ...]], horizon: float) -> None:
-    """Match orphans to the wamids of settles (SETTLE records) just written, in their
+    """Match orphans to the wamids of settle records (_store_file.py) just written, in their
     transaction."""
     if db.execute("SELECT EXISTS (SELECT 1 FROM orphans)").fetchone()[0]:
         for record in settles:
             if record[1] is not None:
-                _adopt(db, record[6], record[1], horizon)
+                _adopt(db, record[4], record[1], horizon)
 
 
 def _sweep(

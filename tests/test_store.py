@@ -292,6 +292,35 @@ async def test_the_store_as_a_plain_ledger(tmp_path: Path) -> None:
         )
 
 
+async def test_settles_of_every_shape_in_one_commit_write_their_columns(tmp_path: Path) -> None:
+    # A settle with no error is written by a statement of its own (no NULLs bound): one commit
+    # mixing both kinds must still write each row as its own outcome says.
+    where = LocationMessage(to=number(1), location=HQ)
+    async with BroadcastStore(tmp_path / "b.db") as store:
+        for key in ("sent", "coded", "broken", "dropped"):
+            assert await store.claim_message(key, to=number(1)) is None
+        await store.settle("sent", "sent", message_id="wamid.1")
+        await store.settle("coded", "failed", code=131026)
+        error = ValidationError("key", "duplicate in this run")
+        await store.record_outcome(
+            Outcome(message=where, status="failed", error=error, attempts=2, key="broken")
+        )
+        store.release("dropped")
+    got = {
+        row["key"]: (
+            row["outcome"], row["wamid"], row["error_code"], row["error_title"], row["reason"],
+            row["attempts"],
+        )
+        for row in rows(tmp_path / "b.db")
+    }  # fmt: skip
+    assert got == {
+        "sent": ("sent", "wamid.1", None, None, None, 0),
+        "coded": ("failed", None, 131026, None, None, 0),
+        "broken": ("failed", None, None, str(error)[:300], "duplicate", 2),
+        "dropped": ("cancelled", None, None, None, None, 0),
+    }
+
+
 def test_store_arguments_validated(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="path"):
         BroadcastStore(42)  # type: ignore[arg-type]
