@@ -85,18 +85,25 @@ def snap(tmp_path: Path) -> Path:
 async def test_the_log_stops_growing_under_steady_writes(
     tmp_path: Path, snap: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def steady(path: Path) -> int:
+    # Paced by the checkpoints themselves, not by the clock: on a loaded machine a thread may
+    # miss its interval, and a bound on a race between the two would fail for that alone.
+    async def steady(path: Path, interval: float) -> int:
+        monkeypatch.setattr(
+            store_module, "Checkpointer", lambda p: Checkpointer(p, interval=interval)
+        )
         largest = 0
         async with BroadcastStore(path) as store:
+            checkpoints = store._checkpoints
             for batch in range(24):
+                done = checkpoints.checkpoints
                 await write(store, batch)
-                await asyncio.sleep(0.05)
+                if interval < 1:
+                    await eventually(lambda done=done: checkpoints.checkpoints > done)
                 largest = max(largest, log_size(path))
         return largest
 
-    checkpointed = await steady(tmp_path / "on.db")
-    monkeypatch.setattr(store_module, "Checkpointer", lambda path: Checkpointer(path, interval=60))
-    unchecked = await steady(tmp_path / "off.db")
+    checkpointed = await steady(tmp_path / "on.db", 0.02)
+    unchecked = await steady(tmp_path / "off.db", 60)
     # Every frame written stays in a log nobody checkpoints; checkpoints let the log restart.
     assert unchecked > 3 * checkpointed > 0
 
