@@ -47,6 +47,7 @@ from ._store_file import (
     connect,
     insert_claims,
     outcome_record,
+    settle_record,
     tag_prefix,
     text,
     warn_unreadable,
@@ -224,8 +225,8 @@ class BroadcastStore:
             raise ValidationError("state", f"must be one of {sorted(OUTCOMES)}, got {state!r}")
         row = self._claimed.pop(key, None)
         if row is not None:
-            record = (state, message_id, 0, self._clock(), row, key)
-            self._settle(record if code is None else (*record, code, None, None))
+            failure = None if code is None else (code, None, None)
+            self._settle(settle_record(state, message_id, 0, self._clock(), row, key, failure))
 
     # -- what the bulk sender calls ---------------------------------------------------------
 
@@ -309,7 +310,7 @@ class BroadcastStore:
             return
         row = self._claimed.pop(key, None)
         if row is not None:
-            self._settle(("cancelled", None, 0, self._clock(), row, key))
+            self._settle(settle_record("cancelled", None, 0, self._clock(), row, key))
 
     async def record_outcome(self, outcome: Outcome) -> None:
         """Settle the claim of ``outcome.key`` with the outcome (written with the next commit)."""

@@ -42,6 +42,7 @@ __all__ = [
     "prepare",
     "insert_claims",
     "outcome_record",
+    "settle_record",
     "text",
     "warn_unreadable",
     "write_settles",
@@ -192,14 +193,29 @@ def text(value: object) -> str:
     return str(value)
 
 
+def settle_record(
+    outcome: str,
+    wamid: str | None,
+    attempts: int,
+    at: float,
+    row: int,
+    key: str,
+    failure: tuple[int | None, str | None, str | None] | None = None,
+) -> tuple[Any, ...]:
+    """A settle record (see _SETTLE); ``failure`` is ``(code, title, reason)``, None for an
+    outcome with no error."""
+    record = (outcome, wamid, attempts, at, row, key)
+    return record if failure is None else (*record, *failure)
+
+
 def outcome_record(outcome: Outcome, row: int, key: str, at: float) -> tuple[Any, ...]:
-    """The settle record of ``outcome`` for the claim in ``row`` (see _SETTLE)."""
+    """The settle record of ``outcome`` for the claim in ``row``."""
     error = outcome.error
     wamid = None if outcome.result is None else outcome.result.message_id
-    record = (outcome.status, wamid, outcome.attempts, at, row, key)
-    if error is None:
-        return record
-    return (*record, error_code(error), failure_title(error), failure_reason(error))
+    failure = None
+    if error is not None:
+        failure = (error_code(error), failure_title(error), failure_reason(error))
+    return settle_record(outcome.status, wamid, outcome.attempts, at, row, key, failure)
 
 
 def write_settles(db: sqlite3.Connection, settles: list[tuple[Any, ...]]) -> None:
