@@ -13,12 +13,13 @@ unfinished batch on, and the worker that runs it again sends only what was never
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -36,11 +37,29 @@ from ._limiter import RedisRateLimiter
 from ._lua import FINISH_BATCH
 from ._redis import connect, retrying
 
-__all__ = ["WorkerRuntime", "decode_item"]
+__all__ = ["WorkerRuntime", "decode_item", "tune_gc"]
 
 logger = logging.getLogger("dialog360_async.distributed")
 
 _Client = Dialog360Client | OnPremiseClient
+
+GC_THRESHOLD: Final = 10_000  # allocations between young collections (CPython's default: 700)
+
+
+def tune_gc() -> None:
+    """Collect, freeze what the process holds now, and collect the young generation less often.
+
+    A batch arrives with its hundred messages decoded at once. At CPython's default threshold
+    each batch set off several young collections, whose survivors (the batch, still in use)
+    filled the old generation and so set off full collections over everything the process had
+    imported: a worker spent about 13 % of its CPU collecting (``python -m
+    benchmarks.distributed``; README "Performance"). Frozen objects are never scanned again
+    (https://docs.python.org/3/library/gc.html#gc.freeze).
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
 
 
 def decode_item(item: Any) -> tuple[str, Message]:
@@ -90,8 +109,10 @@ class WorkerRuntime:
             task.cancel()
 
     async def startup(self) -> None:
-        """Read the worker's settings, so that a misconfigured worker fails at once."""
+        """Read the worker's settings, so that a misconfigured worker fails at once; then
+        :func:`tune_gc` (the worker process is ours)."""
         settings = self._load()
+        tune_gc()
         loop = type(asyncio.get_running_loop())
         logger.info(
             "worker %s serves channels %s (event loop: %s.%s)",

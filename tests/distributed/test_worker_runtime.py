@@ -1,10 +1,13 @@
 """One worker's batch runner in this process: a takeover spends no rate permit on what was
-sent before, and a stop ends a batch at once without leaving anything claimed."""
+sent before, and a stop ends a batch at once without leaving anything claimed; and a worker's
+garbage-collector settings (in a process of their own)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -149,3 +152,29 @@ def test_tasks_cross_between_taskiq_json_and_the_brokers_serializer() -> None:
     assert ours.loadb(theirs.dumpb(task)) == task
     assert theirs.loadb(ours.dumpb(task)) == task
     assert type(ours).__module__.startswith("dialog360_async")
+
+
+def test_a_worker_freezes_its_startup_objects_and_collects_the_young_less_often() -> None:
+    # In a process of its own: the settings are process-wide.
+    script = (
+        "import asyncio, gc\n"
+        "from dialog360_async._secret import Secret\n"
+        "from dialog360_async.distributed import BrokerSettings, WorkerSettings\n"
+        "from dialog360_async.distributed._worker import GC_THRESHOLD, WorkerRuntime\n"
+        "before = gc.get_threshold()\n"
+        "runtime = WorkerRuntime(BrokerSettings(redis_url='redis://127.0.0.1:1'),\n"
+        "                        WorkerSettings(channels={'shop': Secret('k' * 20)}))\n"
+        "asyncio.run(runtime.startup())\n"
+        "print(json.dumps([before, gc.get_threshold(), GC_THRESHOLD, gc.get_freeze_count()]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "import json\n" + script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    before, after, threshold, frozen = json.loads(done.stdout)
+    assert after == [threshold, before[1], before[2]]
+    assert threshold > before[0]
+    assert frozen > 10_000  # the modules and objects of startup
