@@ -253,7 +253,7 @@ async def _ratio(result: Result, url: str, quick: bool) -> None:
     }
     shown = (
         f"worker {median([s.rate for s in worker]):,.0f} msg/s, BulkSender "
-        f"{median([s.rate for s in bulk]):,.0f} msg/s: {ratio:.2f}x"
+        f"{median([s.rate for s in bulk]):,.0f} msg/s: {ratio:.3f}x"
     )
     result.rows.append(
         Row("8 distributed", "1 worker/BulkSender c=64", shown, f">= {VS_BULK}",
