@@ -157,7 +157,7 @@ def test_tasks_cross_between_taskiq_json_and_the_brokers_serializer() -> None:
 def test_a_worker_freezes_its_startup_objects_and_collects_the_young_less_often() -> None:
     # In a process of its own: the settings are process-wide.
     script = (
-        "import asyncio, gc\n"
+        "import asyncio, gc, json\n"
         "from dialog360_async._secret import Secret\n"
         "from dialog360_async.distributed import BrokerSettings, WorkerSettings\n"
         "from dialog360_async.distributed._worker import GC_THRESHOLD, WorkerRuntime\n"
@@ -168,7 +168,7 @@ def test_a_worker_freezes_its_startup_objects_and_collects_the_young_less_often(
         "print(json.dumps([before, gc.get_threshold(), GC_THRESHOLD, gc.get_freeze_count()]))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", "import json\n" + script],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
