@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Coalescer"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+Done = Callable[[_T, BaseException | None], None]
+"""What a :meth:`Coalescer.put` item's call ends with: the item and the error (None: success)."""
 
 
 class Coalescer(Generic[_T, _R]):
@@ -28,21 +31,26 @@ class Coalescer(Generic[_T, _R]):
     def __init__(self, call: Callable[[list[_T]], Awaitable[Sequence[_R]]], limit: int) -> None:
         self._call = call
         self._limit = limit
-        self._queue: list[tuple[_T, asyncio.Future[_R]]] = []
+        self._queue: list[tuple[_T, asyncio.Future[_R] | Done[_T]]] = []
         self._drain: asyncio.Task[None] | None = None
-
-    async def submit(self, item: _T) -> _R:
-        """Queue ``item`` for the next call and wait for its result."""
-        return await self.post(item)
 
     def post(self, item: _T) -> asyncio.Future[_R]:
         """Queue ``item`` for the next call; its result, later, in the future returned."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[_R] = loop.create_future()
-        self._queue.append((item, future))
-        if self._drain is None:
-            self._drain = loop.create_task(self._run())
+        future: asyncio.Future[_R] = asyncio.get_running_loop().create_future()
+        self._add(item, future)
         return future
+
+    def put(self, item: _T, done: Done[_T]) -> None:
+        """Queue ``item`` for the next call, for nobody to wait on: ``done(item, error)`` is
+        called when that call is over, ``error`` None if it succeeded (its result is dropped),
+        a CancelledError if it was stopped or never made."""
+        # No future per item: the outcomes of a bulk run go this way, one per message.
+        self._add(item, done)
+
+    def _add(self, item: _T, target: asyncio.Future[_R] | Done[_T]) -> None:
+        self._queue.append((item, target))
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         try:
@@ -54,22 +62,20 @@ class Coalescer(Generic[_T, _R]):
                     if len(results) != len(group):
                         raise RuntimeError(f"expected {len(group)} results, got {results!r}")
                 except Exception as exc:
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _end(group, exc)
                     continue
                 except asyncio.CancelledError:
-                    for _, future in group:
-                        future.cancel()
+                    _end(group, None)
                     raise
-                for (_, future), result in zip(group, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+                for (item, target), result in zip(group, results, strict=True):
+                    if not isinstance(target, asyncio.Future):
+                        target(item, None)
+                    elif not target.done():
+                        target.set_result(result)
         finally:
             self._drain = None
-            for _, future in self._queue:  # cancelled while items waited: they wait no more
-                future.cancel()
-            self._queue.clear()
+            queued, self._queue = self._queue, []
+            _end(queued, None)  # cancelled while items waited: they wait no more
 
     async def aclose(self) -> None:
         """Stop the call in flight, if any (its callers see it cancelled)."""
@@ -77,3 +83,16 @@ class Coalescer(Generic[_T, _R]):
         if drain is not None:
             drain.cancel()
             await asyncio.gather(drain, return_exceptions=True)
+
+
+def _end(group: list[tuple[_T, Any]], error: Exception | None) -> None:
+    """End the items of a call that raised ``error`` (None: that was stopped or never made)."""
+    for item, target in group:
+        if not isinstance(target, asyncio.Future):
+            target(item, error if error is not None else asyncio.CancelledError())
+        elif target.done():
+            pass
+        elif error is None:
+            target.cancel()
+        else:
+            target.set_exception(error)

@@ -89,7 +89,8 @@ class RedisLedger:
         self._serial = 0
         self._tokens: dict[str, str] = {}
         self._unsettled: list[_Record] = []
-        self._settling: set[asyncio.Future[object]] = set()
+        self._settling = 0  # outcomes on their way to Redis
+        self._drained: asyncio.Future[None] | None = None  # what flush() waits on
         self._calls: Coalescer[_Call, object] = Coalescer(self._call_many, GROUP)
         self._owns_calls = True
         self._tags: dict[str, str] = {}
@@ -122,7 +123,7 @@ class RedisLedger:
         paid = False
         while True:
             try:
-                verdict = cast(str, await self._calls.submit((key, token, digest, paid)))
+                verdict = cast(str, await self._calls.post((key, token, digest, paid)))
             except asyncio.CancelledError:
                 # The claim may have been made with nobody left to hear it (a stopping
                 # worker): close() frees it, or it would turn `unknown` though never sent.
@@ -195,25 +196,31 @@ class RedisLedger:
         if token is None:
             return
         record = (key, token, state, message_id or "", "" if code is None else str(code))
-        future = self._calls.post(record)
-        self._settling.add(future)
-        future.add_done_callback(lambda done: self._settled(record, done))
+        self._settling += 1
+        self._calls.put(record, self._settled)
 
-    def _settled(self, record: _Record, done: asyncio.Future[object]) -> None:
-        self._settling.discard(done)
-        if done.cancelled():
-            self._unsettled.append(record)  # it may not have reached Redis: close() tries
-        elif (exc := done.exception()) is not None:
+    def _settled(self, record: _Call, error: BaseException | None) -> None:
+        self._settling -= 1
+        if isinstance(error, asyncio.CancelledError):
+            self._unsettled.append(cast(_Record, record))  # it may not have reached Redis
+        elif error is not None:
             # The message keeps its `attempting` record: a later claim reports it unknown,
             # which is the truth as far as anyone can know. close() tries once more.
-            logger.warning("could not record the outcome of %s yet: %s", record[0], exc)
-            self._unsettled.append(record)
+            logger.warning("could not record the outcome of %s yet: %s", record[0], error)
+            self._unsettled.append(cast(_Record, record))
+        drained = self._drained
+        if not self._settling and drained is not None:
+            self._drained = None
+            if not drained.done():
+                drained.set_result(None)
 
     async def flush(self) -> None:
         """Wait until every outcome settled so far has been through its script call."""
         if self._settling:
-            # wait(), not gather(): a flush cut short leaves them to finish on their own.
-            await asyncio.wait(list(self._settling))
+            if self._drained is None:
+                self._drained = asyncio.get_running_loop().create_future()
+            # wait(), not awaiting it: a flush cut short leaves the outcomes to go on their own.
+            await asyncio.wait((self._drained,))
 
     async def close(self) -> None:
         """Wait for the outcomes on their way to Redis; retry those that could not be

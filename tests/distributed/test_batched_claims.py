@@ -8,9 +8,11 @@ import json
 import time
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from dialog360_async.distributed import RedisLedger, RedisRateLimiter
+from dialog360_async.distributed._batching import Coalescer
 
 CAMPAIGN = "batched-test"
 LEDGER = f"d360:campaign:{CAMPAIGN}:ledger"
@@ -104,3 +106,51 @@ async def test_no_claim_is_held_while_its_permit_is_not_due(redis: Redis) -> Non
     for _, states in seen:
         assert states.count("attempting") < 3  # never all claimed before all were due
     assert seen[0][1] == ["attempting", None, None]
+
+
+async def test_items_put_without_a_future_learn_how_their_call_ended() -> None:
+    # Outcomes go with no future each: the coalescer tells each one how its call ended,
+    # succeeded, failed or stopped (in flight or still queued), and no other way.
+    gate, fail = asyncio.Event(), [False]
+    calls: list[list[str]] = []
+
+    async def call(items: list[str]) -> list[str]:
+        calls.append(items)
+        await gate.wait()
+        if fail[0]:
+            raise ConnectionError("reset")
+        return [f"r-{item}" for item in items]
+
+    coalescer: Coalescer[str, str] = Coalescer(call, 2)
+    ended: dict[str, BaseException | None] = {}
+
+    def done(item: str, error: BaseException | None) -> None:
+        assert item not in ended  # once each
+        ended[item] = error
+
+    claim = coalescer.post("c1")
+    coalescer.put("s1", done)
+    coalescer.put("s2", done)  # over the limit of 2: the next call
+    await asyncio.sleep(0)
+    assert calls == [["c1", "s1"]] and not ended
+    gate.set()
+    assert await claim == "r-c1"
+    await asyncio.sleep(0)
+    assert calls[1] == ["s2"] and ended == {"s1": None, "s2": None}
+
+    fail[0] = True
+    coalescer.put("s3", done)
+    refused = coalescer.post("c2")
+    with pytest.raises(ConnectionError):
+        await refused
+    assert isinstance(ended.pop("s3"), ConnectionError)
+
+    gate.clear()
+    coalescer.put("s4", done)
+    await asyncio.sleep(0)  # in flight
+    coalescer.put("s5", done)
+    coalescer.put("s6", done)
+    coalescer.put("s7", done)  # queued behind it
+    await coalescer.aclose()
+    assert set(ended) == {"s1", "s2", "s4", "s5", "s6", "s7"}
+    assert all(isinstance(ended[i], asyncio.CancelledError) for i in ("s4", "s5", "s6", "s7"))
