@@ -89,8 +89,10 @@ class RedisLedger:
         self._serial = 0
         self._tokens: dict[str, str] = {}
         self._unsettled: list[_Record] = []
-        self._settling = 0  # outcomes on their way to Redis
-        self._drained: asyncio.Future[None] | None = None  # what flush() waits on
+        # Outcomes handed to the script calls, and those whose call is over: calls end in the
+        # order they were asked for, so a flush waits for `ended` to reach `posted` as it was.
+        self._posted = self._ended = 0
+        self._flushes: list[tuple[int, asyncio.Future[None]]] = []
         self._calls: Coalescer[_Call, object] = Coalescer(self._call_many, GROUP)
         self._owns_calls = True
         self._tags: dict[str, str] = {}
@@ -196,11 +198,11 @@ class RedisLedger:
         if token is None:
             return
         record = (key, token, state, message_id or "", "" if code is None else str(code))
-        self._settling += 1
+        self._posted += 1
         self._calls.put(record, self._settled)
 
     def _settled(self, record: _Call, error: BaseException | None) -> None:
-        self._settling -= 1
+        self._ended += 1
         if isinstance(error, asyncio.CancelledError):
             self._unsettled.append(cast(_Record, record))  # it may not have reached Redis
         elif error is not None:
@@ -208,19 +210,18 @@ class RedisLedger:
             # which is the truth as far as anyone can know. close() tries once more.
             logger.warning("could not record the outcome of %s yet: %s", record[0], error)
             self._unsettled.append(cast(_Record, record))
-        drained = self._drained
-        if not self._settling and drained is not None:
-            self._drained = None
-            if not drained.done():
-                drained.set_result(None)
+        while self._flushes and self._flushes[0][0] <= self._ended:
+            _, flushed = self._flushes.pop(0)
+            if not flushed.done():
+                flushed.set_result(None)
 
     async def flush(self) -> None:
         """Wait until every outcome settled so far has been through its script call."""
-        if self._settling:
-            if self._drained is None:
-                self._drained = asyncio.get_running_loop().create_future()
+        if self._ended < self._posted:
+            flushed = asyncio.get_running_loop().create_future()
+            self._flushes.append((self._posted, flushed))
             # wait(), not awaiting it: a flush cut short leaves the outcomes to go on their own.
-            await asyncio.wait((self._drained,))
+            await asyncio.wait((flushed,))
 
     async def close(self) -> None:
         """Wait for the outcomes on their way to Redis; retry those that could not be

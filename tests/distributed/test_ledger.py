@@ -99,6 +99,37 @@ async def test_a_settle_does_not_hold_the_sender_and_flush_waits_for_it(redis: R
     assert (await entry(redis, "k5"))["s"] == "sent"
 
 
+async def test_flush_waits_for_the_outcomes_settled_before_it_not_for_later_ones(
+    redis: Redis,
+) -> None:
+    ledger = RedisLedger(redis, CAMPAIGN, "ch")
+    assert await ledger.claim("k7") is None and await ledger.claim("k8") is None
+    script, gates = ledger._script, [asyncio.Event(), asyncio.Event()]
+
+    async def gated(**kwargs: Any) -> object:
+        await gates.pop(0).wait()
+        return await script(**kwargs)
+
+    first, second = gates
+    ledger._script = gated  # type: ignore[assignment]
+    await ledger.settle("k7", "sent", message_id="wamid.7")
+    flushed = asyncio.create_task(ledger.flush())
+    await asyncio.sleep(0)
+    await ledger.settle("k8", "sent", message_id="wamid.8")  # after the flush began
+    await asyncio.sleep(0.05)
+    assert not flushed.done()
+    first.set()
+    await asyncio.wait_for(flushed, 5)  # k8's call is still held
+    assert (await entry(redis, "k7"))["s"] == "sent"
+    assert (await entry(redis, "k8"))["s"] == "attempting"
+    again = asyncio.create_task(ledger.flush())
+    await asyncio.sleep(0.05)
+    assert not again.done()
+    second.set()
+    await asyncio.wait_for(again, 5)
+    assert (await entry(redis, "k8"))["s"] == "sent"
+
+
 async def test_a_settle_whose_call_failed_is_retried_by_close(redis: Redis) -> None:
     ledger = RedisLedger(redis, CAMPAIGN, "ch", outage=0)
     assert await ledger.claim("k6") is None
