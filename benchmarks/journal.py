@@ -4,7 +4,7 @@ costs, as a paired msg/s ratio.
 An informational row takes the network away: a client whose sends are answered at once (the
 body still built, no HTTP), so that the CPU a message costs with and without the journal is
 the sender's own. It is steadier than the msg/s ratio on a shared machine; in the ratio the same
-work costs more (on 2026-12-04 about 2.5 times: a busy event loop runs it cold).
+work costs more (1.5 to 2.5 times as much on 2026-12-04).
 """
 
 from __future__ import annotations
