@@ -19,7 +19,7 @@ from typing import Any
 from dialog360_async import BulkSender, Dialog360Client, Message, SentMessage
 
 from ._common import KEY, location_messages, recipients
-from ._stats import Result, Row, interleave, log, measure, median, paired_ratio, verdict
+from ._stats import Result, Row, Sample, interleave, log, measure, median, paired_ratio, verdict
 
 CONCURRENCY = 64
 TARGET = 0.8
@@ -39,64 +39,50 @@ class _Answered(Dialog360Client):
         return SentMessage(message_id=f"wamid.BENCH{next(self._serial)}", wa_id=message.to[1:])
 
 
-async def _offline(folder: str) -> tuple[float, float]:
-    """Median CPU us per message without and with the journal, no network."""
-    to, serial = recipients(OFFLINE_COUNT), itertools.count()
-    async with _Answered(KEY, base_url="http://127.0.0.1:9", rate_limit=None) as client:
+async def _pairs(
+    client: Dialog360Client, folder: str, count: int, pairs: int, label: str
+) -> dict[str, list[Sample]]:
+    """``pairs`` interleaved BulkSender runs of ``count`` messages without and with the journal."""
+    to = recipients(count)  # distinct recipients: journal keys must be unique within a run
+    serial = itertools.count()
 
-        async def send_all(journal: bool) -> int:
-            path = Path(folder, f"offline-{next(serial)}.db") if journal else None
-            sender = BulkSender(client, concurrency=CONCURRENCY, rate_limit=None, journal=path)
-            summary = await sender.send_all(location_messages(to, OFFLINE_COUNT))
-            if path is not None:
-                path.unlink()
-            if summary.sent != OFFLINE_COUNT:
-                raise RuntimeError(f"offline journal run failed:\n{summary}")
-            return OFFLINE_COUNT
+    async def send_all(journal: bool) -> int:
+        # A fresh store every run, or everything would be skipped.
+        path = Path(folder, f"broadcast-{next(serial)}.db") if journal else None
+        sender = BulkSender(client, concurrency=CONCURRENCY, rate_limit=None, journal=path)
+        summary = await sender.send_all(location_messages(to, count))
+        if path is not None:
+            path.unlink()  # its -wal and -shm files go when the store closes
+        if summary.sent != count:
+            raise RuntimeError(f"{label} run failed:\n{summary}")
+        return count
 
-        runs = {
-            "off": lambda: measure(lambda: send_all(False)),
-            "on": lambda: measure(lambda: send_all(True)),
-        }
-        samples = await interleave(runs, OFFLINE_PAIRS, "journal, no network")
-    return median([s.cpu_us for s in samples["off"]]), median([s.cpu_us for s in samples["on"]])
+    runs = {
+        "off": lambda: measure(lambda: send_all(False)),
+        "on": lambda: measure(lambda: send_all(True)),
+    }
+    return await interleave(runs, pairs, label)
 
 
 async def run(url: str, quick: bool) -> Result:
     count, pairs = (5_000, 5) if quick else (20_000, 9)
-    to = recipients(count)  # distinct recipients: journal keys must be unique within a run
-    serial = itertools.count()
     result = Result()
     with tempfile.TemporaryDirectory(prefix="d360-bench-") as folder:
+        log(f"journal: c={CONCURRENCY}, {count} messages per run, {pairs} pairs")
         async with Dialog360Client(KEY, base_url=url, rate_limit=None) as client:
-
-            async def send_all(journal: bool) -> int:
-                # A fresh store every run, or everything would be skipped.
-                path = Path(folder, f"broadcast-{next(serial)}.db") if journal else None
-                sender = BulkSender(client, concurrency=CONCURRENCY, rate_limit=None, journal=path)
-                summary = await sender.send_all(location_messages(to, count))
-                if path is not None:
-                    path.unlink()  # its -wal and -shm files go when the store closes
-                if summary.sent != count:
-                    raise RuntimeError(f"journal run failed:\n{summary}")
-                return count
-
-            log(f"journal: c={CONCURRENCY}, {count} messages per run, {pairs} pairs")
-            runs = {
-                "off": lambda: measure(lambda: send_all(False)),
-                "on": lambda: measure(lambda: send_all(True)),
-            }
-            samples = await interleave(runs, pairs, "journal")
-        offline = await _offline(folder)
+            samples = await _pairs(client, folder, count, pairs, "journal")
+        async with _Answered(KEY, base_url="http://127.0.0.1:9", rate_limit=None) as answered:
+            offline = await _pairs(answered, folder, OFFLINE_COUNT, OFFLINE_PAIRS, "no network")
     off, on = samples["off"], samples["on"]
     ratio = paired_ratio([s.rate for s in on], [s.rate for s in off])
     off_rate, on_rate = median([s.rate for s in off]), median([s.rate for s in on])
+    off_us, on_us = (median([s.cpu_us for s in offline[name]]) for name in ("off", "on"))
     result.details = {"off_msg_s": off_rate, "on_msg_s": on_rate, "ratio": ratio}
-    result.details["offline_cpu_us"] = {"off": offline[0], "on": offline[1]}
+    result.details["offline_cpu_us"] = {"off": off_us, "on": on_us}
     result.metrics["journal_throughput_ratio"] = ratio
     shown = f"off {off_rate:,.0f} msg/s, on {on_rate:,.0f} msg/s: {ratio:.3f}x"
     case = f"c={CONCURRENCY} journal/no journal"
     result.rows.append(Row("5 journal", case, shown, f">= {TARGET}", verdict(ratio >= TARGET)))
-    shown = f"off {offline[0]:.1f} us, on {offline[1]:.1f} us: +{offline[1] - offline[0]:.1f} us"
+    shown = f"off {off_us:.1f} us, on {on_us:.1f} us: +{on_us - off_us:.1f} us"
     result.rows.append(Row("5 journal", "CPU/msg, sends answered at once (info)", shown))
     return result

@@ -64,8 +64,8 @@ class Coalescer(Generic[_T, _R]):
                 except Exception as exc:
                     _end(group, exc)
                     continue
-                except asyncio.CancelledError:
-                    _end(group, None)
+                except asyncio.CancelledError as exc:
+                    _end(group, exc)
                     raise
                 for (item, target), result in zip(group, results, strict=True):
                     if not isinstance(target, asyncio.Future):
@@ -75,7 +75,7 @@ class Coalescer(Generic[_T, _R]):
         finally:
             self._drain = None
             queued, self._queue = self._queue, []
-            _end(queued, None)  # cancelled while items waited: they wait no more
+            _end(queued, asyncio.CancelledError())  # stopped while they waited: no call
 
     async def aclose(self) -> None:
         """Stop the call in flight, if any (its callers see it cancelled)."""
@@ -85,14 +85,14 @@ class Coalescer(Generic[_T, _R]):
             await asyncio.gather(drain, return_exceptions=True)
 
 
-def _end(group: list[tuple[_T, Any]], error: Exception | None) -> None:
-    """End the items of a call that raised ``error`` (None: that was stopped or never made)."""
+def _end(group: list[tuple[_T, asyncio.Future[Any] | Done[_T]]], error: BaseException) -> None:
+    """End the items of a call that raised ``error`` (a CancelledError: stopped, or never made)."""
     for item, target in group:
         if not isinstance(target, asyncio.Future):
-            target(item, error if error is not None else asyncio.CancelledError())
+            target(item, error)
         elif target.done():
-            pass
-        elif error is None:
+            continue
+        elif isinstance(error, asyncio.CancelledError):
             target.cancel()
         else:
             target.set_exception(error)
