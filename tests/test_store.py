@@ -321,6 +321,45 @@ async def test_settles_of_every_shape_in_one_commit_write_their_columns(tmp_path
     }
 
 
+async def test_one_commit_of_many_claims_new_and_old_gives_each_its_own_fate_and_row(
+    tmp_path: Path,
+) -> None:
+    # Claims are written several rows to a statement: a commit of more claims than one holds,
+    # new keys among keys of the last run, must still give each key its own row and fate.
+    old = {f"k{i:03d}": ("sent", "failed", "cancelled", None)[i % 4] for i in range(0, 150, 3)}
+    async with BroadcastStore(tmp_path / "b.db") as store:
+        for key in old:  # a fresh store: every key new
+            assert store.claim_nowait(key, to=number(1)) is None
+        assert all(store.confirm(key) is None for key in old)
+        first = {key: store.callback_for(key) for key in old}
+        for key, outcome in old.items():
+            if outcome is not None:
+                await store.settle(key, outcome)
+        store.finish()
+        by_row = {row["id"]: row["key"] for row in rows(tmp_path / "b.db")}
+        assert {key: by_row[int(str(tag).rsplit(":", 1)[1])] for key, tag in first.items()} == {
+            key: key for key in old
+        }
+        keys = [f"k{i:03d}" for i in range(150)]
+        for key in keys:  # one commit: every claim is queued before the first confirm
+            assert store.claim_nowait(key, to=number(2), channel="c") is None
+        fates = {key: store.confirm(key) for key in keys}
+        tags = {key: store.callback_for(key) for key in keys}
+    expected = {"sent": "sent", "failed": None, "cancelled": None, None: "attempting"}
+    for key in keys:
+        assert fates[key] == (expected[old[key]] if key in old else None), key
+    by_row = {row["id"]: row for row in rows(tmp_path / "b.db")}
+    assert len(by_row) == 150
+    for key in keys:
+        tag = tags[key]
+        if fates[key] is None:  # to be sent: its tag names its own row, claimed by this run
+            assert tag is not None
+            row = by_row[int(tag.rsplit(":", 1)[1])]
+            assert (row["key"], row["state"], row["recipient"]) == (key, "attempting", number(2))
+        else:
+            assert tag is None
+
+
 def test_store_arguments_validated(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="path"):
         BroadcastStore(42)  # type: ignore[arg-type]
