@@ -14,6 +14,7 @@ import aiohttp
 
 from ._attempt import check_timeout
 from ._base import AsyncClosing, BaseClient, secret
+from ._body import Connector
 from ._cloud import Dialog360Client
 from ._onprem import OnPremiseClient
 from ._secret import Secret
@@ -91,7 +92,7 @@ class SessionPool(AsyncClosing):
         if self._session is None:
             # Built on first use, inside the running loop that will drive it (aiobotocore does
             # the same): a connector binds the loop it is created in.
-            connector = aiohttp.TCPConnector(**self._connector_options)
+            connector = Connector(**self._connector_options)
             self._session = aiohttp.ClientSession(connector=connector)
             self._loop = loop
         elif loop is not self._loop:

@@ -32,7 +32,7 @@ from ._attempt import (
     interrupted,
     unreadable,
 )
-from ._body import read_capped
+from ._body import Connector, read_capped
 from ._secret import Secret
 from ._version import __version__
 from .errors import TransportError, ValidationError
@@ -203,7 +203,7 @@ class Transport:
         loop = asyncio.get_running_loop()
         if session is None:
             # Created lazily so that constructing a client needs no running event loop.
-            session = self._session = aiohttp.ClientSession()
+            session = self._session = aiohttp.ClientSession(connector=Connector())
             self._loop = loop
         elif self._loop is not loop:
             if self._loop is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,6 +15,7 @@ from dialog360_async import (
     Dialog360Client,
     Location,
     ServerError,
+    SessionPool,
     TransportError,
     ValidationError,
 )
@@ -28,6 +31,31 @@ def closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["own session", "session pool"])
+async def test_connections_read_at_most_64_kib_at_a_time(
+    fake: FakeDialog360, pooled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncio reads into a new 256 KiB bytes each time, past glibc's mmap threshold: an mmap,
+    # an mremap and a munmap for every answer (_body.small_reads).
+    loop = asyncio.get_running_loop()
+    opened: list[asyncio.BaseTransport] = []
+    create = loop.create_connection
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await create(*args, **kwargs)
+        opened.append(transport)
+        return transport, protocol
+
+    monkeypatch.setattr(loop, "create_connection", spy)
+    async with SessionPool() as pool:
+        client = pool.client(API_KEY, base_url=fake.url) if pooled else None
+        async with client or Dialog360Client(API_KEY, base_url=fake.url) as sender:
+            await asyncio.gather(*(sender.send_location(TO, HQ) for _ in range(4)))
+            await sender.send_location(TO, HQ)
+    assert opened
+    assert [getattr(t, "max_size", None) for t in opened] == [64 * 1024] * len(opened)
 
 
 async def test_connection_refused_is_not_sent() -> None:

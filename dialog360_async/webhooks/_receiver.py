@@ -32,7 +32,7 @@ from typing import Any, Self
 import attrs
 from aiohttp import web
 
-from .._body import buffered, read_capped
+from .._body import buffered, read_capped, small_reads
 from .._secret import Secret
 from ..errors import ValidationError
 from ._dedup import MemoryWebhookStore, WebhookStore
@@ -237,6 +237,7 @@ class WebhookReceiver:
     async def handler(self, request: web.Request) -> web.Response:
         """The aiohttp.web handler: mount it on a POST route."""
         counts = self._counts
+        small_reads(request.transport)  # for the connection's next webhooks
         if not self._running:
             counts["deferred"] += 1
             level = logging.ERROR if counts["deferred"] == 1 else logging.DEBUG

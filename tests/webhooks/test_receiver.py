@@ -598,3 +598,24 @@ def test_no_sdk_frame_of_a_failed_constructor_holds_a_secret(case: int) -> None:
 def test_app_path_must_be_absolute() -> None:
     with pytest.raises(ValidationError):
         WebhookReceiver().app("webhook")
+
+
+async def test_connections_read_at_most_64_kib_at_a_time() -> None:
+    # asyncio reads into a new 256 KiB bytes each time, past glibc's mmap threshold: an mmap,
+    # an mremap and a munmap for every webhook (_body.small_reads).
+    receiver = WebhookReceiver(auth_headers={"Authorization": TOKEN})
+    app = receiver.app(PATH)
+    sizes: list[object] = []
+
+    @web.middleware
+    async def after(request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        sizes.append(getattr(request.transport, "max_size", None))
+        return response
+
+    app.middlewares.append(after)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for headers in ({"authorization": TOKEN}, {}):  # accepted, then refused (401)
+            response = await client.post(PATH, data=CLOUD_SENT, headers=headers)
+            assert response.status == (200 if headers else 401)
+    assert sizes == [64 * 1024] * 2
