@@ -4,12 +4,11 @@ webhooks alike (chunked bodies have no length to refuse them by); ``small_reads`
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
-from aiohttp import ClientRequest, ClientTimeout, StreamReader
+from aiohttp import StreamReader
 from aiohttp.connector import Connection
-from aiohttp.tracing import Trace
 
 __all__ = ["READ_SIZE", "Connector", "buffered", "read_capped", "small_reads"]
 
@@ -37,13 +36,9 @@ class Connector(aiohttp.TCPConnector):
     its connection gone back to the pool, by the time the response is handed over.
     """
 
-    async def connect(
-        self,
-        req: ClientRequest,
-        traces: list[Trace],
-        timeout: ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
-    ) -> Connection:
-        connection = await super().connect(req, traces, timeout)
+    async def connect(self, *args: Any, **kwargs: Any) -> Connection:
+        # Passed on whole: a release of aiohttp that adds a parameter must not break every send.
+        connection = await super().connect(*args, **kwargs)
         small_reads(connection.transport)
         return connection
 
