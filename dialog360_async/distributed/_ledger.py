@@ -201,15 +201,16 @@ class RedisLedger:
         self._posted += 1
         self._calls.put(record, self._settled)
 
-    def _settled(self, record: _Call, error: BaseException | None) -> None:
+    def _settled(self, call: _Call, error: BaseException | None) -> None:
         self._ended += 1
+        record = cast(_Record, call)  # put() by settle(): an outcome
         if isinstance(error, asyncio.CancelledError):
-            self._unsettled.append(cast(_Record, record))  # it may not have reached Redis
+            self._unsettled.append(record)  # it may not have reached Redis
         elif error is not None:
             # The message keeps its `attempting` record: a later claim reports it unknown,
             # which is the truth as far as anyone can know. close() tries once more.
             logger.warning("could not record the outcome of %s yet: %s", record[0], error)
-            self._unsettled.append(cast(_Record, record))
+            self._unsettled.append(record)
         while self._flushes and self._flushes[0][0] <= self._ended:
             _, flushed = self._flushes.pop(0)
             if not flushed.done():
