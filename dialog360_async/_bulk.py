@@ -281,7 +281,7 @@ class BulkSender:
                     )
                     return Outcome(message=message, status="skipped", error=error, key=job.key)
                 job.send = converted
-        halted = self._template_halt(job)
+        halted = self._template_halt(job) if self._halted else None
         return job if halted is None else cancelled(job, halted)
 
     def _template_halt(self, job: Job) -> TemplateHaltedError | None:
@@ -326,8 +326,8 @@ class BulkSender:
             return self._closed(job, gate)
         if self._halted and (halted := self._template_halt(job)) is not None:
             return self._unsent(job, halted)
-        report = job.report
-        book = self._book if job.key is not None else None
+        report, key = job.report, job.key
+        book = self._book if key is not None else None
         claimed = False
         self.stats.in_flight += 1
         try:
@@ -342,26 +342,25 @@ class BulkSender:
                 report=report,
                 gate=gate,
             )
-            if book is not None and job.key is not None:
+            tag = None
+            if book is not None and key is not None:
+                store = self.store
                 if run.stopped is not None:
                     return self._unsent(job, run.stopped)
-                if job.claimed:  # ahead: committed now if no commit took it yet
+                if job.claimed and store is not None:  # ahead: committed now if not yet
                     job.claimed = False
-                    found = cast(BroadcastStore, book).confirm(job.key)
+                    found = store.confirm(key)
                 else:
-                    found = await book.claim_message(
-                        job.key, to=job.message.to, channel=channel.label
-                    )
+                    found = await book.claim_message(key, to=job.message.to, channel=channel.label)
                 if found is not None:
                     return prior(job, found)
                 claimed = True
-                if self.store is not None and channel.limiter is None and slot.ahead is None:
-                    await self._claim_ahead(run, slot, self.store)
-            # Cloud sends carry the row's callback tag: its status webhooks name it, so a send
-            # whose answer was lost (unknown) is settled by them (design.md, broadcast store).
-            tag = None
-            if claimed and book is not None and channel.tags:
-                tag = book.callback_for(cast(str, job.key))
+                if store is not None and channel.limiter is None and slot.ahead is None:
+                    await self._claim_ahead(run, slot, store)
+                # Cloud sends carry the row's callback tag: its status webhooks name it, so a
+                # send whose answer was lost (unknown) is settled by them (design.md, store).
+                if channel.tags:
+                    tag = book.callback_for(key)
             try:
                 result = await channel.client._deliver(job.send, (middleware,), callback_data=tag)
             except APIError as exc:

@@ -216,14 +216,14 @@ def settle_record(
     return record if failure is None else (*record, *failure)
 
 
-def outcome_record(outcome: Outcome, row: int, key: str, at: float) -> tuple[Any, ...]:
-    """The settle record of ``outcome`` for the claim in ``row``."""
-    error = outcome.error
-    wamid = None if outcome.result is None else outcome.result.message_id
-    failure = None
-    if error is not None:
-        failure = (error_code(error), failure_title(error), failure_reason(error))
-    return settle_record(outcome.status, wamid, outcome.attempts, at, row, key, failure)
+def outcome_record(outcome: Outcome, row: int, at: float) -> tuple[Any, ...]:
+    """The settle record of ``outcome`` for the claim of its key in ``row`` (see _SETTLE)."""
+    error, result = outcome.error, outcome.result
+    wamid = None if result is None else result.message_id
+    record = (outcome.status, wamid, outcome.attempts, at, row, outcome.key)
+    if error is None:
+        return record
+    return (*record, error_code(error), failure_title(error), failure_reason(error))
 
 
 def write_settles(db: sqlite3.Connection, settles: list[tuple[Any, ...]]) -> None:
