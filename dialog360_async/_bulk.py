@@ -299,18 +299,20 @@ class BulkSender:
                     if run.stopping and isinstance(job, Job):
                         job = self._unsent(job, run.stopped)
                 else:
-                    item = await run.take()
+                    item = run.take_nowait() if run.synchronous else await run.take()
                     if item is END:
                         break
                     self.stats.taken += 1
                     job = self._job(item)
                 if isinstance(job, Outcome):
-                    await self._emit(run, job)
-                    continue
-                slot.job = job
-                outcome = await self._attempt(run, slot, job)
-                slot.job = None
-                await self._emit(run, outcome)
+                    outcome = job
+                else:
+                    slot.job = job
+                    outcome = await self._attempt(run, slot, job)
+                    slot.job = None
+                self._account(outcome)
+                if run.live:
+                    await run.out.put(outcome)
         except asyncio.CancelledError:
             ahead, slot.ahead = slot.ahead, None
             if ahead is not None:
@@ -418,7 +420,7 @@ class BulkSender:
         doubt (claimed, never sent)."""
         if run.stopping:
             return
-        item = await run.take()
+        item = run.take_nowait() if run.synchronous else await run.take()
         if item is END:
             return
         self.stats.taken += 1
@@ -492,11 +494,6 @@ class BulkSender:
         return Outcome(
             message=job.message, status="failed", error=gate.down, attempts=attempts, key=job.key
         )
-
-    async def _emit(self, run: Run, outcome: Outcome) -> None:
-        self._account(outcome)
-        if run.live:
-            await run.out.put(outcome)
 
     def _account(self, outcome: Outcome) -> None:
         self.stats.count(outcome)

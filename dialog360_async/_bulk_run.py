@@ -203,14 +203,26 @@ class Run:
             raise ValidationError(
                 "messages", f"must be an iterable or async iterable, got {type(messages).__name__}"
             )
+        # A plain iterable: take_nowait takes from it, with no coroutine a message.
+        self.synchronous = self._iterator is not None
+
+    def take_nowait(self) -> Any:
+        """The next input of a synchronous one, or END (see :meth:`take`)."""
+        if self.stopping or self.error is not None or self._iterator is None:
+            return END
+        try:
+            return next(self._iterator, END)
+        except Exception as exc:  # the caller's iterator failed: finish what was taken
+            self.error = exc
+            return END
 
     async def take(self) -> Any:
         """The next input, or END when there is none (or intake stopped)."""
+        if self._iterator is not None:
+            return self.take_nowait()
         if self.stopping or self.error is not None:
             return END
         try:
-            if self._iterator is not None:
-                return next(self._iterator, END)
             async with self._lock:
                 if self.stopping or self.error is not None or self._async_iterator is None:
                     return END

@@ -71,13 +71,16 @@ class _Latencies:
     __slots__ = ("_counts", "count")
     _BASE = 1e-5
     _STEP = math.log(1.01)
+    _LOG_BASE, _PER_STEP = math.log(_BASE), 1 / _STEP  # add() neither divides nor calls max()
 
     def __init__(self) -> None:
         self._counts: dict[int, int] = {}
         self.count = 0
 
     def add(self, seconds: float) -> None:
-        bucket = int(math.log(max(seconds, self._BASE) / self._BASE) / self._STEP)
+        bucket = 0
+        if seconds > self._BASE:
+            bucket = int((math.log(seconds) - self._LOG_BASE) * self._PER_STEP)
         self._counts[bucket] = self._counts.get(bucket, 0) + 1
         self.count += 1
 
@@ -140,19 +143,23 @@ class BulkStats:
     def count(self, outcome: Outcome) -> None:
         """Add one outcome."""
         status = outcome.status
-        setattr(self, status, getattr(self, status) + 1)
-        if status != "sent" and (status != "skipped" or outcome.error is not None):
-            reason, code, words = reason_of(outcome)
-            key = (status, reason, code)
-            found = self.reasons.get(key)
-            if found is None:
-                if len(self.reasons) >= _MAX_REASONS:
-                    key, words = (status, "other", None), "other reasons"
-                found = self.reasons.setdefault(key, [words, 0])
-            found[1] += 1
-        self.retries += max(0, outcome.attempts - 1)
-        if outcome.latency is not None and outcome.status == "sent":
-            self.latencies.add(outcome.latency)
+        if status == "sent":  # nearly every outcome: no getattr/setattr by name
+            self.sent += 1
+            if outcome.latency is not None:
+                self.latencies.add(outcome.latency)
+        else:
+            setattr(self, status, getattr(self, status) + 1)
+            if status != "skipped" or outcome.error is not None:
+                reason, code, words = reason_of(outcome)
+                key = (status, reason, code)
+                found = self.reasons.get(key)
+                if found is None:
+                    if len(self.reasons) >= _MAX_REASONS:
+                        key, words = (status, "other", None), "other reasons"
+                    found = self.reasons.setdefault(key, [words, 0])
+                found[1] += 1
+        if outcome.attempts > 1:
+            self.retries += outcome.attempts - 1
 
     def summary(self) -> BulkSummary:
         """Freeze the counters into a summary."""
