@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,7 @@ class _Answered(Dialog360Client):
 
     _serial = itertools.count()
 
-    async def _deliver(
-        self, message: Message, middlewares: Sequence[Any] | None = None, **options: Any
-    ) -> SentMessage:
+    async def _deliver(self, message: Message, retry: Any = None, **options: Any) -> SentMessage:
         self._message_body(message, options.get("callback_data"))  # built, tag checked
         await asyncio.sleep(0)  # one loop step, as an answer takes
         return SentMessage(message_id=f"wamid.BENCH{next(self._serial)}", wa_id=message.to[1:])

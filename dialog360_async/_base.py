@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, NoReturn, Self
 
@@ -11,7 +11,7 @@ import aiohttp
 from . import _channels
 from . import _validation as v
 from ._attempt import DEFAULT_MAX_RESPONSE_BYTES
-from ._middleware import RetryMiddleware
+from ._middleware import AttemptReport, RetryMiddleware
 from ._models import Contact, ContactsMessage, Location, LocationMessage, Message, check_message
 from ._ratelimit import Limiter, RateLimiter
 from ._results import SentMessage
@@ -301,19 +301,22 @@ class MessagingClient(BaseClient):
     async def _deliver(
         self,
         message: Message,
-        middlewares: Sequence[RetryMiddleware] | None = None,
+        retry: RetryMiddleware | None = None,
         *,
         callback_data: str | None = None,
+        report: AttemptReport | None = None,
     ) -> SentMessage:
-        """Send one message; the bulk sender passes its own RetryMiddleware to pace and watch
-        it. An answer without a ``messages[0].id`` is no success (DeliveryUnknownError)."""
+        """Send one message; the bulk sender passes its channel's RetryMiddleware to pace and
+        watch it, and a report of the attempts. An answer without a ``messages[0].id`` is no
+        success (DeliveryUnknownError)."""
         check_message(message)
         _, sent = await self._request(
             "POST",
             self._messages_path,
             body=self._message_body(message, callback_data),
             idempotent=False,
-            retry=middlewares[0] if middlewares else None,
+            retry=retry,
+            report=report,
             read=sent_message,
         )
         return sent  # type: ignore[no-any-return]

@@ -41,7 +41,7 @@ from ._cloud import Dialog360Client
 from ._codes import error_code
 from ._gate import Gate, halts_channel, unsent_by_gate, waits
 from ._journal import JournalError, Ledger, check_name
-from ._middleware import AttemptReport, RetryMiddleware
+from ._middleware import AttemptReport
 from ._models import Message, check_message
 from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome, Status
@@ -336,14 +336,6 @@ class BulkSender:
             wait = channel.pair.wait_time(job.message.to)
             if wait > 0:
                 await self._sleep(wait)  # 131056 spacing: only this recipient waits
-            middleware = RetryMiddleware(
-                channel.policy,
-                idempotent=False,
-                budget=channel.client.retry_budget,
-                limiter=channel.limiter,
-                report=report,
-                gate=gate,
-            )
             tag = None
             if book is not None and key is not None:
                 store = self.store
@@ -364,13 +356,17 @@ class BulkSender:
                 if channel.tags:
                     tag = book.callback_for(key)
             try:
-                result = await channel.client._deliver(job.send, (middleware,), callback_data=tag)
+                result = await channel.client._deliver(
+                    job.send, channel.retry, callback_data=tag, report=report
+                )
             except APIError as exc:
                 converted = self._fallback(job, exc)
                 if converted is None:
                     raise
                 job.send = converted  # refused outright, so nothing was sent: send the template
-                result = await channel.client._deliver(converted, (middleware,), callback_data=tag)
+                result = await channel.client._deliver(
+                    converted, channel.retry, callback_data=tag, report=report
+                )
             gate.succeeded()
             latency = time.monotonic() - report.started_at  # the limiter wait is not latency
         except asyncio.CancelledError:

@@ -17,7 +17,7 @@ from ._codes import error_code
 from ._converter import unstructure
 from ._gate import Gate
 from ._journal import JournalError, Ledger, State, new_campaign
-from ._middleware import AttemptReport
+from ._middleware import AttemptReport, RetryMiddleware
 from ._models import Message
 from ._onprem import OnPremiseClient
 from ._outcomes import Outcome
@@ -128,9 +128,10 @@ class LedgerBook:
 
 
 class Channel:
-    """Per-channel state: its limiter, pair-limit spacing, and its gate (pause, outage, halt)."""
+    """Per-channel state: its limiter, pair-limit spacing, its gate (pause, outage, halt) and
+    the retry middleware every send through it takes."""
 
-    __slots__ = ("client", "gate", "label", "limiter", "pair", "policy", "tags")
+    __slots__ = ("client", "gate", "label", "limiter", "pair", "policy", "retry", "tags")
 
     def __init__(
         self,
@@ -156,6 +157,14 @@ class Channel:
         self.pair = PairBackoff()
         self.policy = client._policy
         self.gate = Gate(self.policy, outage_timeout, clock, sleep)
+        # One for the channel, not one a message: each send passes its own AttemptReport.
+        self.retry = RetryMiddleware(
+            self.policy,
+            idempotent=False,
+            budget=client.retry_budget,
+            limiter=self.limiter,
+            gate=self.gate,
+        )
         self.tags = isinstance(client, Dialog360Client)  # On-Premise has no callback data
 
 

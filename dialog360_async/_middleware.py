@@ -54,14 +54,13 @@ def _out_of_time() -> Failure:
 
 
 class RetryMiddleware:
-    """Retries one request according to a RetryPolicy, sharing a retry budget per client.
+    """Retries requests according to a RetryPolicy, sharing a retry budget per client.
 
     Args:
         policy: attempts, backoff, caps and the deadline.
         idempotent: whether the request may be repeated safely after an ambiguous failure.
         budget: the client's retry budget; when it runs dry, failures surface at once.
         limiter: paces every attempt (sends only) and slows down on throughput errors.
-        report: filled in with the attempts of the one request this instance serves.
         gate: a bulk run's channel gate: every attempt waits out its pause first and, once
             paced, is not made when the channel has closed.
     """
@@ -74,7 +73,6 @@ class RetryMiddleware:
         "_limiter",
         "_policy",
         "_random",
-        "_report",
         "_sleep",
     )
 
@@ -85,10 +83,8 @@ class RetryMiddleware:
         idempotent: bool,
         budget: RetryBudget,
         limiter: Limiter | None = None,
-        report: AttemptReport | None = None,
         gate: Gate | None = None,
     ) -> None:
-        self._report = report
         self._gate = gate
         self._policy = policy
         self._idempotent = idempotent
@@ -98,8 +94,11 @@ class RetryMiddleware:
         self._random = policy.random
         self._clock = policy.clock
 
-    async def __call__(self, attempt: Attempt, described: str) -> Reply | Failure:
-        """Run ``attempt`` until it succeeds or the policy says stop; return the last outcome."""
+    async def __call__(
+        self, attempt: Attempt, described: str, report: AttemptReport | None = None
+    ) -> Reply | Failure:
+        """Run ``attempt`` until it succeeds or the policy says stop; return the last outcome.
+        ``report``, if given, is filled in with the attempts of this one request."""
         # The fast path (a first attempt that succeeds) does as little as possible: every
         # send goes through it. The retry loop lives in _retry.
         gate = self._gate
@@ -124,13 +123,13 @@ class RetryMiddleware:
             if (closed := gate.check()) is not None:
                 return closed
             round = gate.round
-        if self._report is not None:
-            self._report.attempts = 1
-            self._report.started = True
-            self._report.started_at = time.monotonic()
+        if report is not None:
+            report.attempts = 1
+            report.started = True
+            report.started_at = time.monotonic()
         outcome = await attempt(remaining)
         if type(outcome) is not Reply or outcome.status >= 300:
-            return await self._retry(attempt, described, started, outcome, round)
+            return await self._retry(attempt, described, started, outcome, round, report)
         self._budget.on_success(0)
         if self._limiter is not None:
             self._limiter.on_success()
@@ -145,6 +144,7 @@ class RetryMiddleware:
         started: float,
         outcome: Reply | Failure,
         round: int,
+        report: AttemptReport | None,
     ) -> Reply | Failure:
         # With a gate (a bulk run), what waits (throttled, nothing sent) is the channel's
         # trouble: the channel's shared pause is the backoff, and it costs no attempt from the
@@ -190,8 +190,8 @@ class RetryMiddleware:
                     delay, taken = self._charge(delay, taken)
                 if isinstance(error, PairRateLimitError):
                     pair_strikes += 1
-                    if self._report is not None:
-                        self._report.pair_limited = True
+                    if report is not None:
+                        report.pair_limited = True
                 _log(described, number, outcome.status, error.code, delay)
             if delay is None:
                 outcome.doubtful = doubtful
@@ -219,8 +219,8 @@ class RetryMiddleware:
                     closed.doubtful = doubtful
                     return closed
                 round = gate.round
-            if self._report is not None:
-                self._report.attempts = number
+            if report is not None:
+                report.attempts = number
             outcome = await attempt(remaining)
 
     async def _pace(self, started: float) -> float | None:

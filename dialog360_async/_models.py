@@ -55,7 +55,7 @@ def _text(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
 _C = TypeVar("_C", bound=type)
 
 
-def _fast_init(cls: _C) -> _C:
+def fast_init(cls: _C) -> _C:
     """``cls`` with attrs' ``__init__`` replaced by one that runs the same rules, faster.
 
     attrs calls each validator as a function, and a contact card has 35 text fields: that was
@@ -63,6 +63,9 @@ def _fast_init(cls: _C) -> _C:
     ``str``, passes ``_text`` as is); when one is not, every validator runs as attrs runs them,
     in field order, so the errors are the same. Converters run first and the other validators
     and ``__attrs_post_init__`` last, as in attrs. ``__wrapped__`` is attrs' ``__init__``.
+    A class with no validators gains too: attrs' frozen ``__init__`` stores each field through
+    ``object.__setattr__``, this one through the slot's own descriptor (records built for
+    every send: SentMessage, Outcome).
     """
     if hasattr(cls, "__attrs_pre_init__"):
         raise TypeError(f"{cls.__name__}: __attrs_pre_init__ is not supported")
@@ -140,7 +143,7 @@ def _longitude(value: float) -> float:
     return v.coordinate(value, "Location.longitude", 180.0)
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class Location:
     """A point on the map, in decimal degrees."""
@@ -151,7 +154,7 @@ class Location:
     address: str | None = attrs.field(default=None, validator=_text)
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class Name:
     """A contact's name: ``formatted_name`` plus at least one other part (360dialog's rule)."""
@@ -183,7 +186,7 @@ def _country_code(value: str | None) -> str | None:
     return value
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class Address:
     """A postal address; ``type`` is usually ``"HOME"`` or ``"WORK"``."""
@@ -197,7 +200,7 @@ class Address:
     type: str | None = attrs.field(default=None, validator=_text)
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class Email:
     """An e-mail address; ``type`` is usually ``"HOME"`` or ``"WORK"``."""
@@ -206,7 +209,7 @@ class Email:
     type: str | None = attrs.field(default=None, validator=_text)
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class Phone:
     """A phone number; ``type`` is one of CELL, MAIN, IPHONE, HOME, WORK."""
@@ -216,7 +219,7 @@ class Phone:
     wa_id: str | None = attrs.field(default=None, validator=_text)
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class Org:
     """The organization a contact works for."""
@@ -226,7 +229,7 @@ class Org:
     title: str | None = attrs.field(default=None, validator=_text)
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class Url:
     """A web address; ``type`` is usually ``"HOME"`` or ``"WORK"``."""
@@ -267,7 +270,7 @@ def _optional_kind(kind: type[object], field: str) -> _Validator:
     return check
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class Contact:
     """A contact card. ``birthday`` takes ``YYYY-MM-DD`` or a ``datetime.date``."""
@@ -297,7 +300,7 @@ def _contacts(values: Iterable[Contact]) -> tuple[Contact, ...]:
     return out
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class LocationMessage:
     """A location message to one user. ``to`` is a phone number or wa_id (normalized)."""
@@ -307,7 +310,7 @@ class LocationMessage:
     type: Literal["location"] = attrs.field(default="location", init=False)
 
 
-@_fast_init
+@fast_init
 @attrs.frozen(kw_only=True)
 class ContactsMessage:
     """A message carrying 1 to 257 contact cards to one user."""

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import attrs
 
 from ._codes import error_code, failure_reason, failure_title, meaning
-from ._models import Message
+from ._models import Message, fast_init
 from ._report import FailureCount
 from ._results import SentMessage
 
@@ -19,6 +19,7 @@ __all__ = ["BulkStats", "BulkSummary", "Outcome", "Status", "reason_of"]
 Status = Literal["sent", "failed", "unknown", "skipped", "cancelled"]
 
 
+@fast_init  # built for every message handed to the bulk sender
 @attrs.frozen(kw_only=True)
 class Outcome:
     """What became of one message handed to the bulk sender.

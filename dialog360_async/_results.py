@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from ._models import fast_init
+
 __all__ = [
     "BlockResult",
     "BlocklistPage",
@@ -15,6 +17,7 @@ __all__ = [
 ]
 
 
+@fast_init  # built for every message sent
 @attrs.frozen(kw_only=True)
 class SentMessage:
     """A message the API accepted. Delivery is reported later, through webhooks."""

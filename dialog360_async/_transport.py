@@ -38,7 +38,7 @@ from ._version import __version__
 from .errors import TransportError, ValidationError
 
 if TYPE_CHECKING:
-    from ._middleware import RetryMiddleware
+    from ._middleware import AttemptReport, RetryMiddleware
 
 __all__ = ["Transport", "exception_phase", "failure_of", "is_loopback", "validate_base_url"]
 
@@ -264,6 +264,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         idempotent: bool = True,
         retry: RetryMiddleware | None = None,
+        report: AttemptReport | None = None,
         read: Callable[[Any], Any] | None = None,
     ) -> tuple[int, Any]:
         """Send one request (with retries); return ``(status, body)`` for a 2xx answer.
@@ -347,7 +348,7 @@ class Transport:
         calls.add(task)
         try:
             outcome = await (retry or (self._call_retry if idempotent else self._send_retry))(
-                attempt, described
+                attempt, described, report
             )
         except asyncio.CancelledError:
             if not interrupted():

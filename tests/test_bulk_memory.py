@@ -17,9 +17,7 @@ SENT = SentMessage(message_id="wamid.stub")
 class NoNetworkClient(Dialog360Client):
     """Goes through the real sender; only the HTTP exchange is replaced."""
 
-    async def _deliver(
-        self, message: Any, middlewares: Any = None, *, callback_data: str | None = None
-    ) -> SentMessage:
+    async def _deliver(self, message: Any, retry: Any = None, **options: Any) -> SentMessage:
         await asyncio.sleep(0)
         return SENT
 

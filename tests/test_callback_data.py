@@ -65,10 +65,10 @@ async def test_the_bulk_senders_call_takes_it_too(fake: FakeDialog360) -> None:
             RetryPolicy(), idempotent=False, budget=client.retry_budget, limiter=None
         )
         message = LocationMessage(to=TO, location=HQ)
-        sent = await client._deliver(message, (middleware,), callback_data="tag-1")
+        sent = await client._deliver(message, middleware, callback_data="tag-1")
         assert sent.message_id
         assert body(fake)["biz_opaque_callback_data"] == "tag-1"
-        await client._deliver(message, (middleware,))  # the call as the bulk sender makes it
+        await client._deliver(message, middleware)  # the call as the bulk sender makes it
         assert "biz_opaque_callback_data" not in body(fake)
         await client._deliver(message)
         assert "biz_opaque_callback_data" not in body(fake)

@@ -30,7 +30,9 @@ from dialog360_async import (
     LocationMessage,
     Name,
     Org,
+    Outcome,
     Phone,
+    SentMessage,
     Url,
     ValidationError,
     _models,
@@ -40,6 +42,7 @@ from dialog360_async._converter import unstructure
 
 MODELS = (Location, LocationMessage, Name, Address, Email, Phone, Org, Url, Contact)
 MODELS += (ContactsMessage,)
+RECORDS = (SentMessage, Outcome)  # no rules: fast_init only stores, for every send
 
 
 def _reference_converter() -> cattrs.Converter:
@@ -263,7 +266,7 @@ def test_birthday_shape_check_agrees_with_the_regex(value: str) -> None:
     )
 
 
-@pytest.mark.parametrize("cls", MODELS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("cls", MODELS + RECORDS, ids=lambda cls: cls.__name__)
 def test_generated_init_has_attrs_signature(cls: type[Any]) -> None:
     generated = inspect.signature(cls.__init__, follow_wrapped=False)
     by_attrs = inspect.signature(cls.__init__.__wrapped__)
@@ -273,3 +276,18 @@ def test_generated_init_has_attrs_signature(cls: type[Any]) -> None:
     assert inspect.signature(cls) == inspect.signature(cls.__init__.__wrapped__).replace(
         parameters=list(by_attrs.parameters.values())[1:]
     )
+
+
+@given(st.data())
+def test_records_store_as_attrs_does(data: st.DataObject) -> None:
+    cls = data.draw(st.sampled_from(RECORDS))
+    names = [a.name for a in attrs.fields(cls)]
+    # Every keyword or a random subset of the optional ones: defaults must match too.
+    required = [a.name for a in attrs.fields(cls) if a.default is attrs.NOTHING]
+    chosen = required + data.draw(st.lists(st.sampled_from(names), unique=True), label="given")
+    kwargs = {name: data.draw(any_text, label=name) for name in dict.fromkeys(chosen)}
+    _same(cls, kwargs)
+    made = cls(**kwargs)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.status = "sent"
+    assert made == attrs.evolve(made)
