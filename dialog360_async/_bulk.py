@@ -328,7 +328,7 @@ class BulkSender:
             return self._closed(job, gate)
         if self._halted and (halted := self._template_halt(job)) is not None:
             return self._unsent(job, halted)
-        report, key = job.report, job.key
+        report, key = job, job.key
         book = self._book if key is not None else None
         claimed = False
         self.stats.in_flight += 1
@@ -425,7 +425,7 @@ class BulkSender:
             try:
                 found = store.claim_nowait(job.key, to=job.message.to, channel=job.channel.label)
             except Exception as exc:
-                job = self._failed(run, job, exc, job.report)
+                job = self._failed(run, job, exc, job)
             else:
                 if found is None:
                     job.claimed = True

@@ -168,16 +168,21 @@ class Channel:
         self.tags = isinstance(client, Dialog360Client)  # On-Premise has no callback data
 
 
-class Job:
-    __slots__ = ("channel", "claimed", "key", "message", "report", "send")
+class Job(AttemptReport):
+    """One message on its way; it is its own send's attempt report (one object a message)."""
+
+    __slots__ = ("channel", "claimed", "key", "message", "send")
 
     def __init__(self, channel: Channel, message: Message, key: str | None) -> None:
         self.channel = channel
         self.message = message
         self.send = message  # what goes out: a template instead, when the policy converts it
         self.key = key
-        self.report = AttemptReport()
         self.claimed = False  # claimed ahead, in the store, before the previous send
+        self.attempts = 0  # the report's fields: set here, no second __init__ to call
+        self.started = False
+        self.started_at = 0.0
+        self.pair_limited = False
 
 
 class Slot:
@@ -340,7 +345,7 @@ async def shutdown(run: Run, workers: list[asyncio.Task[None]], grace: float) ->
     while not run.out.empty():  # unblock workers waiting to hand over an outcome
         run.out.get_nowait()
     for task, slot in zip(workers, run.slots, strict=True):
-        if slot.job is None or not slot.job.report.started:
+        if slot.job is None or not slot.job.started:
             task.cancel()
     _, pending = await asyncio.wait(workers, timeout=grace)
     # A worker cancelled while it sends goes on to record that outcome: cancel it again if

@@ -33,15 +33,17 @@ _PAIR_BACKOFF_CAP = 256.0  # 131056: retry after 4^n s (1, 4, 16, 64, 256)
 
 
 class AttemptReport:
-    """What happened to one request across its attempts, for the bulk sender's accounting."""
+    """What happened to one request across its attempts, for the bulk sender's accounting:
+    ``attempts`` made; ``started``, an attempt reached the network (a cancel now leaves it
+    unknown); ``started_at``, ``time.monotonic()`` when the first attempt left, after pacing;
+    ``pair_limited``, a 131056 answered. The bulk sender's Job is one and sets them first."""
 
     __slots__ = ("attempts", "pair_limited", "started", "started_at")
 
-    def __init__(self) -> None:
-        self.attempts = 0
-        self.started = False  # an attempt reached the network (a cancel now leaves it unknown)
-        self.started_at = 0.0  # time.monotonic() when the first attempt left, after pacing
-        self.pair_limited = False
+    attempts: int
+    started: bool
+    started_at: float
+    pair_limited: bool
 
 
 def _out_of_time() -> Failure:
