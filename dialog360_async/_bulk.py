@@ -41,7 +41,6 @@ from ._cloud import Dialog360Client
 from ._codes import error_code
 from ._gate import Gate, halts_channel, unsent_by_gate, waits
 from ._journal import JournalError, Ledger, check_name
-from ._middleware import AttemptReport
 from ._models import Message, check_message
 from ._onprem import OnPremiseClient
 from ._outcomes import BulkStats, BulkSummary, Outcome, Status
@@ -328,7 +327,7 @@ class BulkSender:
             return self._closed(job, gate)
         if self._halted and (halted := self._template_halt(job)) is not None:
             return self._unsent(job, halted)
-        report, key = job, job.key
+        key = job.key
         book = self._book if key is not None else None
         claimed = False
         self.stats.in_flight += 1
@@ -357,7 +356,7 @@ class BulkSender:
                     tag = book.callback_for(key)
             try:
                 result = await channel.client._deliver(
-                    job.send, channel.retry, callback_data=tag, report=report
+                    job.send, channel.retry, callback_data=tag, report=job
                 )
             except APIError as exc:
                 converted = self._fallback(job, exc)
@@ -365,12 +364,12 @@ class BulkSender:
                     raise
                 job.send = converted  # refused outright, so nothing was sent: send the template
                 result = await channel.client._deliver(
-                    converted, channel.retry, callback_data=tag, report=report
+                    converted, channel.retry, callback_data=tag, report=job
                 )
             gate.succeeded()
-            latency = time.monotonic() - report.started_at  # the limiter wait is not latency
+            latency = time.monotonic() - job.started_at  # the limiter wait is not latency
         except asyncio.CancelledError:
-            outcome = interrupted(job, report)
+            outcome = interrupted(job)
             self._account(outcome)
             if claimed and book is not None:
                 await book.record_outcome(outcome)  # unshielded: the shutdown may cut it short
@@ -378,13 +377,13 @@ class BulkSender:
                 self.store.release(job.key)
             raise
         except Exception as exc:
-            outcome = self._failed(run, job, exc, report)
+            outcome = self._failed(run, job, exc)
         else:
             outcome = Outcome(
                 message=job.message,
                 status="sent",
                 result=result,
-                attempts=report.attempts,
+                attempts=job.attempts,
                 key=job.key,
                 latency=latency,
                 sent_as=None if job.send is job.message else job.send,
@@ -399,7 +398,7 @@ class BulkSender:
                 raise
         elif job.claimed and self.store is not None and job.key is not None:
             self.store.release(job.key)  # claimed ahead, then not sent
-        if report.pair_limited:
+        if job.pair_limited:
             channel.pair.penalize(job.message.to)
         elif outcome.ok:
             channel.pair.clear(job.message.to)
@@ -425,7 +424,7 @@ class BulkSender:
             try:
                 found = store.claim_nowait(job.key, to=job.message.to, channel=job.channel.label)
             except Exception as exc:
-                job = self._failed(run, job, exc, job)
+                job = self._failed(run, job, exc)
             else:
                 if found is None:
                     job.claimed = True
@@ -439,10 +438,10 @@ class BulkSender:
             self.store.release(job.key)
         return cancelled(job, error)
 
-    def _failed(self, run: Run, job: Job, exc: Exception, report: AttemptReport) -> Outcome:
+    def _failed(self, run: Run, job: Job, exc: Exception) -> Outcome:
         gate = job.channel.gate
         if unsent_by_gate(exc, gate) or (gate.down is not None and waits(exc)):
-            return self._closed(job, gate, report.attempts)  # not sent: the channel closed
+            return self._closed(job, gate, job.attempts)  # not sent: the channel closed
         status: Status = "unknown" if isinstance(exc, DeliveryUnknownError) else "failed"
         code = error_code(exc) if isinstance(exc, APIError) else None
         if (halts_channel(exc) or code in self.policy.halt_channel) and gate.halted is None:
@@ -459,14 +458,14 @@ class BulkSender:
         if isinstance(exc, APIError) and not waits(exc):
             gate.succeeded()  # an answer: the server is reachable
         if isinstance(exc, PairRateLimitError):
-            report.pair_limited = True
+            job.pair_limited = True
         if isinstance(exc, JournalError) and run.stopped is None:
             run.stop(exc)  # unrecorded sends are not made: the whole run stops
             self.stats.stopped = str(exc)
         if not isinstance(exc, Dialog360Error | aiohttp.ClientError):
             exc = wrap_unexpected(exc)
         return Outcome(
-            message=job.message, status=status, error=exc, attempts=report.attempts, key=job.key
+            message=job.message, status=status, error=exc, attempts=job.attempts, key=job.key
         )
 
     def _fallback(self, job: Job, error: APIError) -> TemplateMessage | None:

@@ -274,13 +274,13 @@ def cancelled(job: Job, error: BaseException | None) -> Outcome:
     return Outcome(message=job.message, status="cancelled", error=error, key=job.key)
 
 
-def interrupted(job: Job, report: AttemptReport) -> Outcome:
+def interrupted(job: Job) -> Outcome:
     """The outcome of a send cancelled before its answer."""
-    if not report.started:
+    if not job.started:
         return cancelled(job, None)
     error = DeliveryUnknownError("cancelled while the request was in flight")
     return Outcome(
-        message=job.message, status="unknown", error=error, attempts=report.attempts, key=job.key
+        message=job.message, status="unknown", error=error, attempts=job.attempts, key=job.key
     )
 
 
