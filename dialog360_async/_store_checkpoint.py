@@ -63,7 +63,9 @@ class Checkpointer:
         except sqlite3.Error:
             return  # the loop's backstop checkpoints instead
         with contextlib.closing(db):
-            while True:
+            # Checked each round: a stop() between the interval's wait and the clear below has
+            # its wake-up cleared, and the thread would wait for another forever.
+            while not self._stopped.is_set():
                 self._wake.wait()
                 # The commit that poked, and those of the next interval, share the checkpoint.
                 if self._stopped.wait(self._interval):

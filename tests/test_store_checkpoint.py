@@ -131,3 +131,37 @@ def test_a_checkpointer_that_cannot_open_the_file_stops_quietly(tmp_path: Path) 
     checkpoints.stop()
     checkpoints.poke()  # after stop: starts nothing
     assert checkpoints._thread is None
+
+
+class _StopLandsBeforeClear(threading.Event):
+    """The checkpointer's wake event, with ``stop()`` landing between the thread's interval
+    wait and its ``clear()``: the interleaving that once left close() joining forever."""
+
+    def __init__(self, checkpointer: Checkpointer) -> None:
+        super().__init__()
+        self.checkpointer = checkpointer
+        self.raced = False
+
+    def clear(self) -> None:
+        if not self.raced:
+            self.raced = True
+            self.checkpointer._stopped.set()  # what stop() does before it joins
+            self.set()
+        super().clear()
+
+
+def test_a_stop_that_lands_just_before_the_wake_is_cleared_still_ends_the_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "race.db"
+    sqlite3.connect(path).close()
+    checkpointer = Checkpointer(path, interval=0.0)
+    wake = _StopLandsBeforeClear(checkpointer)
+    checkpointer._wake = wake
+    checkpointer.poke()
+    thread = checkpointer._thread
+    assert thread is not None
+    thread.join(timeout=DEADLINE)
+    assert wake.raced
+    assert not thread.is_alive(), "the checkpoint thread missed the stop and waits forever"
+    checkpointer.stop()  # joins at once
