@@ -53,39 +53,43 @@ def _build() -> cattrs.Converter:
 
 
 # -- location and contacts messages: one generated function per model ------------------------
-# The generic cattrs hooks cost 10 us for the seed card (a call per field, attrs __ne__ for
-# `org != None`, a generator per list); these read each field once and compare with `is`.
-# Same keys in the same order as those hooks: fields without an omittable default first.
+# A model's __dict__ holds only the fields the wire carries, in cattrs' order (fast_init in
+# _models): a leaf's body is a copy of it, made in C. A model holding models swaps each of
+# those for its body. The generic cattrs hooks cost 10 us for the seed card.
 
 _Hook = Callable[[Any], dict[str, Any]]
 _SCALARS = (str, float, int, bool, type(None))
+
+
+def _held(cls: type[Any]) -> list[tuple[str, type[Any], bool]]:
+    # The fields of cls that hold models: (name, model class, whether a tuple of them).
+    held = []
+    for a in attrs.fields(cls):
+        parts = typing.get_args(a.type) or (a.type,)
+        inner = [x for x in parts if attrs.has(x)]
+        if inner:
+            held.append((a.name, inner[0], typing.get_origin(a.type) is tuple))
+        elif typing.get_origin(a.type) is not typing.Literal and not set(parts) <= set(_SCALARS):
+            raise TypeError(f"no generated hook for {cls.__name__}.{a.name}: {a.type}")
+    return held
 
 
 def _model_hook(cls: type[Any], hooks: dict[type[Any], _Hook]) -> _Hook:
     if cls in hooks:
         return hooks[cls]
     attrs.resolve_types(cls)
-    scope: dict[str, Any] = {}
-    kept: list[str] = []
-    omittable: list[str] = []
-    for a in attrs.fields(cls):
-        value = "v" if a.default in _ABSENT else f"o.{a.name}"
-        parts = typing.get_args(a.type) or (a.type,)
-        inner = [x for x in parts if attrs.has(x)]
-        if typing.get_origin(a.type) is tuple and inner:
-            scope[f"h_{a.name}"] = _model_hook(inner[0], hooks)
-            value = f"[*map(h_{a.name}, {value})]"
-        elif inner:
-            scope[f"h_{a.name}"] = _model_hook(inner[0], hooks)
-            value = f"h_{a.name}({value})"
-        elif typing.get_origin(a.type) is not typing.Literal and not set(parts) <= set(_SCALARS):
-            raise TypeError(f"no generated hook for {cls.__name__}.{a.name}: {a.type}")
-        if a.default in _ABSENT:
-            test = "v" if a.default == () else "v is not None"
-            omittable.append(f" v = o.{a.name}\n if {test}:\n  r[{a.name!r}] = {value}\n")
-        else:
-            kept.append(f"{a.name!r}: {value}")
-    source = f"def hook(o):\n r = {{{', '.join(kept)}}}\n{''.join(omittable)} return r\n"
+    if "__slots__" in cls.__dict__:
+        raise TypeError(f"no generated hook for {cls.__name__}: its fields are in slots")
+    scope: dict[str, Any] = {"_copy": dict.copy, "_vars": vars}
+    swaps = []
+    for name, inner, many in _held(cls):
+        scope[f"h_{name}"] = _model_hook(inner, hooks)
+        if _held(inner):
+            body = f"[*map(h_{name}, v)]" if many else f"h_{name}(v)"
+        else:  # a leaf: its body is a copy of its __dict__, made without a Python call
+            body = "[*map(_copy, map(_vars, v))]" if many else "_copy(_vars(v))"
+        swaps.append(f" v = r.get({name!r})\n if v is not None:\n  r[{name!r}] = {body}\n")
+    source = f"def hook(o):\n r = _copy(o.__dict__)\n{''.join(swaps)} return r\n"
     exec(compile(source, f"<unstructure {cls.__name__}>", "exec"), scope)
     hook: _Hook = scope["hook"]
     hooks[cls] = hook

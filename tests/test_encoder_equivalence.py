@@ -8,8 +8,10 @@ with their general paths, which a ``str`` subclass or a generator takes.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import inspect
+import pickle
 import re
 from typing import Any
 
@@ -121,6 +123,47 @@ def test_bodies_byte_identical_to_cattrs_generic_hooks(
 ) -> None:
     expected = orjson.dumps(REFERENCE.unstructure(message))
     assert orjson.dumps(unstructure(message)) == expected
+
+
+def _parts(model: Any) -> list[Any]:
+    found = [model]
+    for a in attrs.fields(type(model)):
+        value = getattr(model, a.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if attrs.has(type(item)):
+                found += _parts(item)
+    return found
+
+
+@given(messages)
+def test_models_hold_only_what_the_wire_carries_and_bodies_are_copies(
+    message: LocationMessage | ContactsMessage,
+) -> None:
+    # A field at its None or () default is not stored (the body copies __dict__), reads the
+    # default, and survives pickle, copy and evolve; a caller editing a body edits no model.
+    for part in _parts(message):
+        fields = attrs.fields(type(part))
+        absent = {
+            a.name
+            for a in fields
+            if a.default in (None, ()) and getattr(part, a.name) in (None, ())
+        }
+        assert set(vars(part)) == {a.name for a in fields} - absent
+        assert list(vars(part)) == [a.name for a in fields if a.name not in absent]
+        for name in absent:
+            assert getattr(part, name) == getattr(fields, name).default
+        assert pickle.loads(pickle.dumps(part)) == part == copy.deepcopy(part) == attrs.evolve(part)
+    before = REFERENCE.unstructure(message)
+    body = unstructure(message)
+    for value in list(body.values()):
+        if isinstance(value, dict):
+            value.clear()
+        elif isinstance(value, list):
+            for item in value:
+                item.clear()
+    body.clear()
+    assert REFERENCE.unstructure(message) == before
+    assert unstructure(message) == before
 
 
 def test_every_model_has_a_generated_hook() -> None:
