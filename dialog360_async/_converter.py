@@ -25,8 +25,6 @@ __all__ = ["structure", "structure_response", "unstructure"]
 
 _T = TypeVar("_T")
 
-_ABSENT = (None, ())
-
 
 def _build() -> cattrs.Converter:
     conv = cattrs.Converter(unstruct_collection_overrides={tuple: list})
@@ -34,7 +32,7 @@ def _build() -> cattrs.Converter:
     def unstructure_factory(cls: type[Any]) -> Any:
         omit = override(omit_if_default=True)
         overrides: dict[str, Any] = {
-            a.name: omit for a in attrs.fields(cls) if a.default in _ABSENT
+            a.name: omit for a in attrs.fields(cls) if a.default in m.OMITTED
         }
         return make_dict_unstructure_fn(cls, conv, _cattrs_include_init_false=True, **overrides)
 

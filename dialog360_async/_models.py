@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 MAX_CONTACTS = 257  # Meta contacts messages: "up to 257 contacts"
+OMITTED = (None, ())
+"""Defaults a body leaves out: a field at one is neither stored (fast_init) nor sent."""
 
 _T = TypeVar("_T")
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
@@ -89,7 +91,7 @@ def fast_init(cls: _C) -> _C:
         if slotted:
             scope[f"s_{name}"] = cls.__dict__[a.name].__set__  # the slot: no __setattr__
             store = f" s_{name}(self, {{}})"
-        elif a.default is None or a.default == ():
+        elif a.default in OMITTED:
             setattr(cls, a.name, a.default)  # what an unstored field reads
             test = name if a.default == () else f"{name} is not None"
             store, into = f" if {test}:\n  d[{a.name!r}] = {{}}", maybe
